@@ -1,0 +1,4 @@
+"""convncf kedro
+"""
+
+__version__ = "0.1"

@@ -1,0 +1,1 @@
+"""Turning raw interaction logs into indexed splits: format readers and vectorised preparation."""

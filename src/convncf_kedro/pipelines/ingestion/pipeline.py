@@ -1,0 +1,37 @@
+"""Ingestion pipeline wiring."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import clean_and_index, parse_raw_files, sample_evaluation_negatives, split_interactions
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                parse_raw_files,
+                inputs=["raw_interactions", "params:ingestion"],
+                outputs=["raw_log", "given_test_negatives_raw"],
+                name="parse_raw_files",
+            ),
+            Node(
+                clean_and_index,
+                inputs=["raw_log", "given_test_negatives_raw", "params:ingestion"],
+                outputs=["interactions", "given_test_negatives", "user_map", "item_map", "cleaning_report"],
+                name="clean_and_index_interactions",
+            ),
+            Node(
+                split_interactions,
+                inputs=["interactions", "params:ingestion"],
+                outputs=["train", "valid", "test", "split_report"],
+                name="split_leave_one_out",
+            ),
+            Node(
+                sample_evaluation_negatives,
+                inputs=["train", "valid", "test", "given_test_negatives", "user_map", "item_map", "params:ingestion"],
+                outputs=["valid_negatives", "test_negatives"],
+                name="sample_evaluation_negatives",
+            ),
+        ],
+        tags=["ingestion"],
+    )
