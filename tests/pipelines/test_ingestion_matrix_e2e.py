@@ -1,0 +1,81 @@
+"""End to end on the real datasets: ingestion + matrix through Kedro, figures as the datasets' README states."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+# users, items, train (incl. validation), test, as ../shared/datasets/README.md gives them
+EXPECTED = {
+    "ml-100k": (943, 1682, 100_000 - 943, 943),
+    "ml-100k-recbole": (943, 1682, 100_000 - 943, 943),
+    "ml-100k-ncf": (943, 1682, 99_057, 943),
+    "gowalla": (29_858, 40_981, 810_128, 217_242),
+}
+
+
+def pairs(frame: pd.DataFrame) -> set:
+    return set(zip(frame["user"], frame["item"], strict=True))
+
+
+@pytest.mark.parametrize("dataset", list(EXPECTED))
+def test_ingestion_then_matrix_match_the_dataset_readme(kedro_project, dataset):
+    users, items, train_and_valid, test_size = EXPECTED[dataset]
+    project = kedro_project(dataset)
+    project.run("ingestion")
+    project.run("matrix")
+    catalog = project.catalog()
+    stats = catalog.load("dataset_statistics")
+    assert (stats["users"], stats["items"]) == (users, items)
+    assert stats["interactions"]["train"] + stats["interactions"]["valid"] == train_and_valid
+    assert stats["interactions"]["test"] == test_size
+    assert stats["evaluated_users"]["valid"] == users  # every user of these splits can be validated
+
+    train, valid, test = (catalog.load(name) for name in ("train", "valid", "test"))
+    assert valid.groupby("user").size().max() == 1
+    assert not (pairs(train) & pairs(valid)) and not (pairs(train) & pairs(test)) and not (pairs(valid) & pairs(test))
+
+    matrix = catalog.load("train_matrix")
+    assert matrix.shape == (users, items) and matrix.nnz == len(train)
+    user = int(train["user"].iloc[len(train) // 2])
+    row = matrix.indices[matrix.indptr[user]:matrix.indptr[user + 1]]
+    assert row.tolist() == sorted(train.loc[train["user"] == user, "item"])
+
+    positives = pairs(train) | pairs(valid) | pairs(test)
+    for negatives in (catalog.load("valid_negatives"), catalog.load("test_negatives")):
+        assert negatives.groupby("user").size().unique().tolist() == [99]
+        assert not pairs(negatives) & positives
+
+
+def test_ncf_split_and_negatives_are_used_as_given(kedro_project, shared_datasets):
+    project = kedro_project("ml-100k-ncf")
+    project.run("train")
+    catalog = project.catalog()
+    given_test = pd.read_csv(shared_datasets / "ml-100k-ncf/ml-100k.test.rating", sep="\t", header=None)
+    item_map = catalog.load("item_map")
+    assert (item_map["raw_id"].astype(int) == item_map["index"]).all()  # 0-based ids map to themselves
+    assert pairs(catalog.load("test")) == set(zip(given_test[0], given_test[1], strict=True))
+    first_line = (shared_datasets / "ml-100k-ncf/ml-100k.test.negative").read_text().splitlines()[0].split("\t")
+    user0 = catalog.load("test_negatives").query("user == 0")["item"].tolist()
+    assert user0 == sorted(int(i) for i in first_line[1:])
+
+
+def test_leave_one_out_on_movielens_holds_out_each_users_latest(kedro_project, shared_datasets):
+    project = kedro_project("ml-100k")
+    project.run("ingestion")
+    catalog = project.catalog()
+    raw = pd.read_csv(shared_datasets / "ml-100k/u.data", sep="\t", names=["user", "item", "rating", "ts"])
+    test, user_map = catalog.load("test"), catalog.load("user_map")
+    latest_ts = raw.groupby("user")["ts"].max()
+    raw_users = user_map.set_index("index").loc[test["user"], "raw_id"].astype(int).to_numpy()
+    np.testing.assert_array_equal(test["timestamp"].to_numpy(), latest_ts.loc[raw_users].to_numpy())
+
+
+def test_runtime_params_change_the_split(kedro_project, shared_datasets):
+    project = kedro_project("ml-100k")
+    project.run("ingestion", params={"ingestion": {"rating_threshold": 4, "n_negatives": 50}})
+    raw = pd.read_csv(shared_datasets / "ml-100k/u.data", sep="\t", names=["user", "item", "rating", "ts"])
+    report = project.load("cleaning_report")
+    assert report["dropped_rows"]["below_rating_threshold"] == (raw["rating"] < 4).sum()
+    assert project.load("valid_negatives").groupby("user").size().unique().tolist() == [50]
