@@ -46,9 +46,48 @@ class IngestionParams(_Group):
     seed: int = 2018
 
 
+class TrainingParams(_Group):
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    optimizer: Literal["adagrad", "adam"]
+    lr_embedding: float = Field(gt=0)
+    lr_tower: float | None = Field(None, gt=0)
+    warmup_steps: int = Field(0, ge=0)
+    patience: int = Field(ge=1)
+    selection_metric: str = Field("ndcg@10", pattern=r"^(hr|ndcg|mrr)@[1-9][0-9]*$")
+    eval_batch_pairs: int = Field(65536, ge=1)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
+    threads: int | None = Field(None, ge=1)
+    seed: int = 2018
+    resume: bool = True
+    log_every_seconds: float = Field(30.0, gt=0)
+
+
+class PretrainParams(_Group):
+    embedding_size: int = Field(ge=1)
+    reg_embedding: float = Field(ge=0)
+    training: TrainingParams
+
+
+class ConvNCFParams(_Group):
+    channels: int = Field(ge=1)
+    kernel_sizes: list[int] | None = None
+    dropout: float = Field(0.0, ge=0, lt=1)
+    reg_embedding: float = Field(ge=0)
+    reg_conv: float = Field(ge=0)
+    reg_out: float = Field(ge=0)
+    tower_init: Literal["mf_identity", "random"]
+    training: TrainingParams
+
+
 _Params = TypeVar("_Params", bound=BaseModel)
 
-PARAMETER_GROUPS: dict[str, type[BaseModel]] = {"ingestion": IngestionParams}
+PARAMETER_GROUPS: dict[str, type[BaseModel]] = {
+    "ingestion": IngestionParams,
+    "pretrain": PretrainParams,
+    "convncf": ConvNCFParams,
+}
 
 
 def parse_params(model: type[_Params], values: dict, group: str) -> _Params:

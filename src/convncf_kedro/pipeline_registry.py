@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from convncf_kedro.pipelines import ingestion, matrix
+from convncf_kedro.pipelines import convncf, ingestion, matrix, pretrain
 
-STAGES = {"ingestion": ingestion, "matrix": matrix}
-TRAIN_STAGES = ["ingestion", "matrix"]
+STAGES = {"ingestion": ingestion, "matrix": matrix, "pretrain": pretrain, "convncf": convncf}
+TRAIN_STAGES = ["ingestion", "matrix", "pretrain", "convncf"]
 
 
 def register_pipelines() -> dict[str, Pipeline]:

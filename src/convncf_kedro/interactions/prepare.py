@@ -171,7 +171,7 @@ def sample_negatives(
             f"{n_negatives} negatives asked, but user index {users[short][0]} has only "
             f"{available[short][0]} items they never interacted with",
         )
-    positive_keys = _pair_keys(positives)
+    positive_keys = pair_keys(positives)
     chosen_users: list[np.ndarray] = []
     chosen_items: list[np.ndarray] = []
     pending, need = users, np.full(len(users), n_negatives)
@@ -181,7 +181,7 @@ def sample_negatives(
         keys = cand_users.astype(np.int64) * n_items + cand_items
         taken = np.concatenate([positive_keys, *(u.astype(np.int64) * n_items + i for u, i in zip(chosen_users, chosen_items, strict=True))])
         taken.sort()
-        fresh = ~_contains(taken, keys)
+        fresh = ~contains_sorted(taken, keys)
         cand_users, cand_items, keys = cand_users[fresh], cand_items[fresh], keys[fresh]
         _, first = np.unique(keys, return_index=True)  # first draw of each (user, item)
         first.sort()
@@ -197,13 +197,13 @@ def sample_negatives(
     return out.sort_values(["user", "item"], kind="stable").reset_index(drop=True).astype(np.int64)
 
 
-def _pair_keys(matrix: sp.csr_matrix) -> np.ndarray:
+def pair_keys(matrix: sp.csr_matrix) -> np.ndarray:
     """``user * n_items + item`` of every stored entry, ascending (CSR with sorted indices)."""
     rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
     return rows * matrix.shape[1] + matrix.indices
 
 
-def _contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+def contains_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
     if len(sorted_keys) == 0:
         return np.zeros(len(keys), dtype=bool)
     pos = np.searchsorted(sorted_keys, keys)

@@ -1,0 +1,57 @@
+"""Where and how torch runs: device, CPU threads, precision, allocator settings."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import sys
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+
+
+def keep_freed_memory() -> None:
+    """Stop glibc from returning big freed blocks to the OS after every step.
+
+    The conv tower's activations are tens of MiB a batch; by default glibc mmaps each and page-faults
+    it in again on the next step, which made training several times slower on CPU. Same effect as
+    MALLOC_MMAP_THRESHOLD_/MALLOC_TRIM_THRESHOLD_ in the environment, but set from inside the run.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (e.g. musl): nothing to tune
+        return
+    for option, value in ((_M_MMAP_THRESHOLD, 1 << 30), (_M_TRIM_THRESHOLD, 1 << 30), (_M_TOP_PAD, 1 << 28)):
+        libc.mallopt(option, value)  # values must fit a C int
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' → CUDA when a GPU is really usable, else CPU; 'cpu', 'cuda', 'cuda:1' as given."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device '{name}' was asked for, but torch sees no CUDA device; use 'auto' or 'cpu'")
+    return device
+
+
+def configure(threads: int | None, device: torch.device) -> None:
+    if threads is not None:
+        torch.set_num_threads(threads)
+    torch.sparse.check_sparse_tensor_invariants.disable()  # the embeddings' sparse grads come from torch itself
+    if device.type == "cpu":
+        keep_freed_memory()
+    logger.info("torch %s on %s, %d CPU threads", torch.__version__, device, torch.get_num_threads())
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast for the tower's matrix multiplies, or nothing for fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
