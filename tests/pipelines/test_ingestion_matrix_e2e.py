@@ -50,7 +50,7 @@ def test_ingestion_then_matrix_match_the_dataset_readme(kedro_project, dataset):
 
 def test_ncf_split_and_negatives_are_used_as_given(kedro_project, shared_datasets):
     project = kedro_project("ml-100k-ncf")
-    project.run("train")
+    project.run("ingestion")
     catalog = project.catalog()
     given_test = pd.read_csv(shared_datasets / "ml-100k-ncf/ml-100k.test.rating", sep="\t", header=None)
     item_map = catalog.load("item_map")
