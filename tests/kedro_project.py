@@ -38,6 +38,7 @@ class KedroProject:
         shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
         (root / "conf" / "local").mkdir()
         shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
+        (root / "src").mkdir()  # `kedro` on the command line wants it; the package itself is installed
         for layer in ("01_raw", "02_intermediate", "03_primary", "05_model_input", "06_models", "07_model_output", "08_reporting"):
             (root / "data" / layer).mkdir(parents=True)
 
@@ -51,16 +52,11 @@ class KedroProject:
         }
         self.write_conf("catalog.yml", {"raw_interactions": entry})
         if params:
-            self.write_conf("parameters_ingestion.yml", {"ingestion": params}, merge_into="ingestion")
+            self.write_conf("parameters_ingestion.yml", {"ingestion": params})
 
-    def write_conf(self, file_name: str, content: dict, merge_into: str | None = None) -> None:
-        """Write an override into conf/local (Kedro merges it over conf/base)."""
-        path = self.root / "conf" / "local" / file_name
-        if merge_into:  # parameters are replaced per top-level key, so start from base's values
-            base = yaml.safe_load((self.root / "conf" / "base" / file_name).read_text())
-            base[merge_into].update(content[merge_into])
-            content = base
-        path.write_text(yaml.safe_dump(content))
+    def write_conf(self, file_name: str, content: dict) -> None:
+        """Write an override into conf/local (parameters deep-merge over conf/base, catalog entries replace)."""
+        (self.root / "conf" / "local" / file_name).write_text(yaml.safe_dump(content))
 
     def run(self, pipeline: str, params: dict | None = None) -> dict:
         from kedro.framework.session import KedroSession

@@ -6,9 +6,10 @@ work with a message naming the parameter; nodes parse their group with :func:`pa
 
 from __future__ import annotations
 
+import math
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from convncf_kedro.errors import ParameterError
 
@@ -81,12 +82,34 @@ class ConvNCFParams(_Group):
     training: TrainingParams
 
 
+class EvaluationParams(_Group):
+    ks: list[int] = Field(min_length=1)
+    protocols: list[Literal["sampled", "full"]] = Field(min_length=1)
+    max_users: int | None = Field(None, ge=1)
+    seed: int = 2018
+    chunk_users: int = Field(ge=1)
+    chunk_items: int = Field(ge=1)
+    batch_pairs: int = Field(ge=1)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
+    threads: int | None = Field(None, ge=1)
+    log_every_seconds: float = Field(30.0, gt=0)
+
+    @field_validator("ks")
+    @classmethod
+    def _positive_ks(cls, ks: list[int]) -> list[int]:
+        if min(ks) < 1:
+            raise ValueError("every K must be at least 1")
+        return sorted(set(ks))
+
+
 _Params = TypeVar("_Params", bound=BaseModel)
 
 PARAMETER_GROUPS: dict[str, type[BaseModel]] = {
     "ingestion": IngestionParams,
     "pretrain": PretrainParams,
     "convncf": ConvNCFParams,
+    "evaluation": EvaluationParams,
 }
 
 
@@ -98,3 +121,35 @@ def parse_params(model: type[_Params], values: dict, group: str) -> _Params:
         first = exc.errors()[0]
         name = ".".join([group, *map(str, first["loc"])])
         raise ParameterError(name, f"{first['msg']} (got {first.get('input')!r})") from exc
+
+
+def validate_parameters(parameters: dict) -> None:
+    """Check every known group, and what groups must agree on, before a run does any work."""
+    parsed = {
+        group: parse_params(model, parameters[group], group)
+        for group, model in PARAMETER_GROUPS.items()
+        if group in parameters
+    }
+    ingestion, evaluation = parsed.get("ingestion"), parsed.get("evaluation")
+    if ingestion is not None and evaluation is not None and "sampled" in evaluation.protocols:
+        if max(evaluation.ks) > ingestion.n_negatives + 1:
+            raise ParameterError(
+                "evaluation.ks",
+                f"K={max(evaluation.ks)} is larger than the {ingestion.n_negatives + 1} candidates of the sampled "
+                "protocol (ingestion.n_negatives + 1)",
+            )
+    pretrain, convncf = parsed.get("pretrain"), parsed.get("convncf")
+    if pretrain is not None and convncf is not None:
+        d = pretrain.embedding_size
+        if convncf.kernel_sizes is None and d & (d - 1):
+            raise ParameterError(
+                "pretrain.embedding_size",
+                f"{d} is not a power of two, which the default tower of 2×2 layers needs; "
+                "use 64, 32, … or set convncf.kernel_sizes",
+            )
+        if convncf.kernel_sizes is not None and math.prod(convncf.kernel_sizes) != d:
+            raise ParameterError(
+                "convncf.kernel_sizes",
+                f"{convncf.kernel_sizes} multiply to {math.prod(convncf.kernel_sizes)}, but the map is "
+                f"{d}×{d} (pretrain.embedding_size): the tower must end at 1×1",
+            )

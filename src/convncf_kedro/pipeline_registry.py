@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from convncf_kedro.pipelines import convncf, ingestion, matrix, pretrain
+from convncf_kedro.pipelines import convncf, evaluation, ingestion, matrix, pretrain
 
-STAGES = {"ingestion": ingestion, "matrix": matrix, "pretrain": pretrain, "convncf": convncf}
-TRAIN_STAGES = ["ingestion", "matrix", "pretrain", "convncf"]
+STAGES = {"ingestion": ingestion, "matrix": matrix, "pretrain": pretrain, "convncf": convncf, "evaluation": evaluation}
+TRAIN_STAGES = ["ingestion", "matrix", "pretrain", "convncf", "evaluation"]
 
 
 def register_pipelines() -> dict[str, Pipeline]:

@@ -11,6 +11,15 @@ For one held-out item per user, at cut-off K:
     Precision@K = HR@K / K
     AUC         = fraction of negatives scored strictly below the held-out item
 Each is averaged over users.
+
+In full ranking a user may hold several test items T (Gowalla), ranked among every item they did not
+interact with in training (and validation); with hits h_r = 1 when the item at rank r is in T:
+    HR@K        = 1 if any h_r, r < K
+    Recall@K    = Σ_{r<K} h_r / |T|
+    Precision@K = Σ_{r<K} h_r / K
+    NDCG@K      = Σ_{r<K} h_r / log2(r + 2)  ÷  Σ_{r<min(|T|, K)} 1 / log2(r + 2)
+    MRR@K       = 1 / (r₁ + 1) for the first hit r₁ < K, else 0
+With one test item these equal the sampled definitions above.
 """
 
 from __future__ import annotations
@@ -37,4 +46,25 @@ def sampled_metrics(ranks: np.ndarray, n_negatives: int, ks: list[int]) -> dict[
         out[f"recall@{k}"] = out[f"hr@{k}"]
         out[f"precision@{k}"] = out[f"hr@{k}"] / k
     out["auc"] = float((1.0 - ranks / n_negatives).mean())
+    return out
+
+
+def full_ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, ks: list[int]) -> dict[str, float]:
+    """Metrics@K from (U, K_max) booleans ``hits`` (top-K_max list, best first) and (U,) test-set sizes."""
+    hits = np.asarray(hits, dtype=bool)
+    n_relevant = np.asarray(n_relevant, dtype=float)
+    discount = 1.0 / np.log2(np.arange(hits.shape[1]) + 2.0)  # (K_max,)
+    first_hit = np.where(hits.any(axis=1), hits.argmax(axis=1), hits.shape[1])
+    out: dict[str, float] = {}
+    for k in ks:
+        if k > hits.shape[1]:
+            raise ValueError(f"K={k} is larger than the {hits.shape[1]} ranked items kept per user")
+        top = hits[:, :k]
+        n_hits = top.sum(axis=1)
+        ideal = np.cumsum(discount)[np.minimum(n_relevant, k).astype(int) - 1]
+        out[f"hr@{k}"] = float((n_hits > 0).mean())
+        out[f"ndcg@{k}"] = float(((top * discount[:k]).sum(axis=1) / ideal).mean())
+        out[f"mrr@{k}"] = float(np.where(first_hit < k, 1.0 / (first_hit + 1.0), 0.0).mean())
+        out[f"recall@{k}"] = float((n_hits / n_relevant).mean())
+        out[f"precision@{k}"] = float((n_hits / k).mean())
     return out

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from convncf_kedro.models.scoring import autocast, pair_scorer
 from convncf_kedro.ranking.sampled import evaluate_sampled
 
 from . import runtime
@@ -69,26 +70,6 @@ def _build_optimizers(model: nn.Module, settings: TrainSettings) -> list[torch.o
     raise ValueError(f"unknown optimizer '{settings.optimizer}' (use 'adagrad' or 'adam')")
 
 
-def pair_scorer(
-    model: nn.Module, device: torch.device, precision: str, batch_pairs: int
-) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """A function scoring (user, item) index arrays with ``model`` in batches, in eval mode."""
-
-    def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        was_training = model.training
-        model.eval()
-        out = np.empty(len(users), dtype=np.float32)
-        with torch.no_grad(), runtime.autocast(device, precision):
-            for start in range(0, len(users), batch_pairs):
-                u = torch.from_numpy(users[start:start + batch_pairs]).to(device)
-                i = torch.from_numpy(items[start:start + batch_pairs]).to(device)
-                out[start:start + batch_pairs] = model(u, i).float().cpu().numpy()
-        model.train(was_training)
-        return out
-
-    return score
-
-
 def _format_seconds(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
@@ -122,7 +103,8 @@ def fit(
             optimizer.load_state_dict(state)
         for scheduler, state in zip(schedulers, resume_from["scheduler_states"], strict=True):
             scheduler.load_state_dict(state)
-        state = {k: resume_from[k] for k in ("epoch", "history", "best", "bad_epochs", "finished")}
+        state = {k: resume_from[k] for k in ("epoch", "history", "best", "bad_epochs")}
+        state["finished"] = state["epoch"] >= settings.epochs or state["bad_epochs"] >= settings.patience
         logger.info("%s: resuming after epoch %d", settings.name, state["epoch"])
     else:
         metrics = validate()
@@ -135,13 +117,13 @@ def fit(
         }
         logger.info("%s epoch 0 (untrained): valid %s", settings.name, _metric_text(metrics, settings))
 
-    def checkpoint() -> dict[str, Any]:
-        return {
+    def checkpoint() -> dict[str, Any]:  # a snapshot: later steps must not change what was yielded
+        return copy.deepcopy({
             "state_dict": model.state_dict(),
             "optimizer_states": [o.state_dict() for o in optimizers],
             "scheduler_states": [s.state_dict() for s in schedulers],
             **state,
-        }
+        })
 
     if state["finished"]:
         yield checkpoint()
@@ -161,7 +143,7 @@ def fit(
                 "item": torch.from_numpy(positives[start:end]).to(device),
                 "neg_item": torch.from_numpy(negatives[start:end]).to(device),
             }
-            with runtime.autocast(device, settings.precision):
+            with autocast(device, settings.precision):
                 loss = model.calculate_loss(batch)
             loss_value = float(loss)
             if not math.isfinite(loss_value):
@@ -198,7 +180,7 @@ def fit(
         if metrics[settings.selection_metric] > state["best"]["metric"]:
             state["best"] = {
                 "epoch": epoch, "metric": metrics[settings.selection_metric],
-                "state_dict": copy.deepcopy(model.state_dict()), "valid_metrics": metrics,
+                "state_dict": {k: v.clone() for k, v in model.state_dict().items()}, "valid_metrics": metrics,
             }
             state["bad_epochs"] = 0
         else:

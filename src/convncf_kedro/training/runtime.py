@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import logging
 import sys
@@ -48,10 +47,3 @@ def configure(threads: int | None, device: torch.device) -> None:
     if device.type == "cpu":
         keep_freed_memory()
     logger.info("torch %s on %s, %d CPU threads", torch.__version__, device, torch.get_num_threads())
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast for the tower's matrix multiplies, or nothing for fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)

@@ -19,8 +19,9 @@ from convncf_kedro.ranking.sampled import candidate_matrix
 from . import runtime
 from .loop import TrainSettings, fit
 
-# Changing these does not change what is trained, so a checkpoint made with other values still resumes.
-_RUN_ONLY = {"resume", "device", "threads", "log_every_seconds", "eval_batch_pairs"}
+# Changing these does not change what each epoch does, so a checkpoint made with other values still
+# resumes (raising `epochs` or `patience` continues a finished run).
+_RUN_ONLY = {"resume", "device", "threads", "log_every_seconds", "eval_batch_pairs", "epochs", "patience"}
 
 
 def fingerprint(model: nn.Module, training: TrainingParams, train_matrix: sp.csr_matrix) -> str:

@@ -1,0 +1,159 @@
+"""Evaluation: test-split ranking quality of MF and ConvNCF, and the report that compares them."""
+
+from __future__ import annotations
+
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+from convncf_kedro.errors import ParameterError  # noqa: E402
+from convncf_kedro.interactions.prepare import positives_matrix  # noqa: E402
+from convncf_kedro.models import build_model  # noqa: E402
+from convncf_kedro.models.scoring import block_scorer, pair_scorer  # noqa: E402
+from convncf_kedro.params import EvaluationParams, parse_params  # noqa: E402
+from convncf_kedro.ranking.full import hits_against, top_k_unseen  # noqa: E402
+from convncf_kedro.ranking.metrics import full_ranking_metrics  # noqa: E402
+from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled  # noqa: E402
+from convncf_kedro.training import runtime  # noqa: E402
+
+
+def evaluate_model(
+    saved_model: dict,
+    train_matrix: sp.csr_matrix,
+    valid: pd.DataFrame,
+    test: pd.DataFrame,
+    test_negatives: pd.DataFrame,
+    params: dict,
+) -> dict:
+    """Test metrics of one trained model by the sampled protocol and by full ranking."""
+    p = parse_params(EvaluationParams, params, "evaluation")
+    device = runtime.resolve_device(p.device)
+    runtime.configure(p.threads, device)
+    model = build_model(saved_model).to(device)
+    name = saved_model["model_class"]
+    test = _subset_users(test, p.max_users, p.seed)
+    result: dict = {"model": name, "best_epoch": saved_model["epoch"], "valid": saved_model["valid_metrics"]}
+
+    if "sampled" in p.protocols:
+        users, items = candidate_matrix(test, test_negatives)
+        if max(p.ks) > items.shape[1]:
+            raise ParameterError("evaluation.ks", f"K={max(p.ks)} exceeds the {items.shape[1]} sampled candidates")
+        started = time.perf_counter()
+        metrics = evaluate_sampled(pair_scorer(model, device, p.precision, p.batch_pairs), users, items, p.ks)
+        result["sampled"] = {**metrics, "rows": len(users), "seconds": round(time.perf_counter() - started, 2)}
+
+    if "full" in p.protocols:
+        n_users, n_items = train_matrix.shape
+        users = np.unique(test["user"].to_numpy())
+        seen = (train_matrix + positives_matrix([valid], n_users, n_items)).tocsr()
+        relevant = positives_matrix([test], n_users, n_items)
+        started = time.perf_counter()
+        top_items, _ = top_k_unseen(
+            block_scorer(model, device, p.precision, p.batch_pairs), users, seen, max(p.ks),
+            p.chunk_users, p.chunk_items, p.log_every_seconds, label=f"{name} full ranking",
+        )
+        seconds = time.perf_counter() - started
+        hits = hits_against(top_items, users, relevant)
+        metrics = full_ranking_metrics(hits, np.diff(relevant.indptr)[users], p.ks)
+        pairs = len(users) * n_items
+        result["full"] = {**metrics, "users": len(users), "seconds": round(seconds, 2),
+                          "pairs_per_second": round(pairs / seconds)}
+    return result
+
+
+def _subset_users(test: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
+    """All test users, or a seeded random ``max_users`` of them (quick looks at big datasets)."""
+    users = np.unique(test["user"].to_numpy())
+    if max_users is None or max_users >= len(users):
+        return test
+    chosen = np.random.default_rng(seed).choice(users, size=max_users, replace=False)
+    return test[test["user"].isin(chosen)]
+
+
+def metrics_table(mf_metrics: dict, convncf_metrics: dict) -> pd.DataFrame:
+    """Long table: protocol, metric, K, MF, ConvNCF, ConvNCF − MF."""
+    rows = []
+    for protocol in ("sampled", "full"):
+        if protocol not in mf_metrics or protocol not in convncf_metrics:
+            continue
+        for key, mf_value in mf_metrics[protocol].items():
+            if "@" not in key and key != "auc":
+                continue
+            metric, _, k = key.partition("@")
+            convncf_value = convncf_metrics[protocol][key]
+            rows.append({"protocol": protocol, "metric": metric, "k": int(k) if k else None, "MF": mf_value,
+                         "ConvNCF": convncf_value, "ConvNCF - MF": convncf_value - mf_value})
+    return pd.DataFrame(rows)
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def write_report(
+    table: pd.DataFrame, mf_metrics: dict, convncf_metrics: dict, dataset_statistics: dict
+) -> str:
+    """A Markdown page: does ConvNCF beat its MF pretraining, and by how much, on validation and test."""
+    valid_mf, valid_convncf = mf_metrics["valid"]["ndcg@10"], convncf_metrics["valid"]["ndcg@10"]
+    lines = [
+        "# ConvNCF vs its MF pretraining",
+        "",
+        f"Validation NDCG@10 (sampled, used for model selection): MF {valid_mf:.4f} (epoch {mf_metrics['best_epoch']}), "
+        f"ConvNCF {valid_convncf:.4f} (epoch {convncf_metrics['best_epoch']}) — ConvNCF "
+        f"{'is at or above' if valid_convncf >= valid_mf else 'is below'} MF.",
+        "",
+        "## Test split",
+        "",
+        _markdown(table.fillna("")),
+        "",
+        "## Data",
+        "",
+        f"{dataset_statistics['users']:,} users × {dataset_statistics['items']:,} items; interactions: "
+        + ", ".join(f"{k} {v:,}" for k, v in dataset_statistics["interactions"].items())
+        + f"; density {dataset_statistics['density']:.4%}.",
+        "",
+        "Plots: `training_curves.png`, `metrics_at_k.png`; numbers: `test_metrics_*.json`, `metrics_table.csv`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot_training_curves(mf_history: pd.DataFrame, convncf_history: pd.DataFrame) -> plt.Figure:
+    """Loss and validation NDCG@10 per epoch for both models, MF's best as a reference line."""
+    fig, (loss_ax, ndcg_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, history in (("MF-BPR", mf_history), ("ConvNCF", convncf_history)):
+        trained = history[history["epoch"] > 0]
+        loss_ax.plot(trained["epoch"], trained["loss"], label=name)
+        ndcg_ax.plot(history["epoch"], history["ndcg@10"], marker=".", label=name)
+    ndcg_ax.axhline(mf_history["ndcg@10"].max(), color="grey", linestyle="--", label="MF best")
+    loss_ax.set(xlabel="epoch", ylabel="BPR loss per triple", title="training loss", yscale="log")
+    ndcg_ax.set(xlabel="epoch (0 = initialisation)", ylabel="validation NDCG@10", title="validation (sampled)")
+    loss_ax.legend()
+    ndcg_ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_metrics_at_k(table: pd.DataFrame) -> plt.Figure:
+    """Test metric@K side by side, one panel per protocol."""
+    protocols = list(dict.fromkeys(table["protocol"]))
+    fig, axes = plt.subplots(1, len(protocols), figsize=(6 * len(protocols), 4), squeeze=False)
+    for ax, protocol in zip(axes[0], protocols, strict=True):
+        rows = table[(table["protocol"] == protocol) & table["k"].notna() & (table["metric"] != "recall")]
+        labels = [f"{m}@{int(k)}" for m, k in zip(rows["metric"], rows["k"], strict=True)]
+        x = np.arange(len(rows))
+        ax.bar(x - 0.2, rows["MF"], width=0.4, label="MF-BPR")
+        ax.bar(x + 0.2, rows["ConvNCF"], width=0.4, label="ConvNCF")
+        ax.set_xticks(x, labels, rotation=60, fontsize=8)
+        ax.set(title=f"test, {protocol} ranking")
+        ax.legend()
+    fig.tight_layout()
+    return fig

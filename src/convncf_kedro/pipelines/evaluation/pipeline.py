@@ -1,0 +1,29 @@
+"""Evaluation pipeline wiring."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import evaluate_model, metrics_table, plot_metrics_at_k, plot_training_curves, write_report
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    evaluate = [
+        Node(
+            evaluate_model,
+            inputs=[f"{model}_model", "train_matrix", "valid", "test", "test_negatives", "params:evaluation"],
+            outputs=f"test_metrics_{model}",
+            name=f"evaluate_{model}",
+        )
+        for model in ("mf", "convncf")
+    ]
+    report = [
+        Node(metrics_table, ["test_metrics_mf", "test_metrics_convncf"], "metrics_table", name="metrics_table"),
+        Node(
+            write_report,
+            ["metrics_table", "test_metrics_mf", "test_metrics_convncf", "dataset_statistics"],
+            "evaluation_report",
+            name="write_report",
+        ),
+        Node(plot_training_curves, ["mf_history", "convncf_history"], "training_curves", name="plot_training_curves"),
+        Node(plot_metrics_at_k, "metrics_table", "metrics_at_k_plot", name="plot_metrics_at_k"),
+    ]
+    return Pipeline(evaluate + report, tags=["evaluation"])

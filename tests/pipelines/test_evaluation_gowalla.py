@@ -1,0 +1,20 @@
+"""The LightGCN list format flows through training into full ranking (Gowalla, a few users, a tiny model)."""
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_gowalla_full_ranking_for_a_subset_of_users(kedro_project):
+    project = kedro_project("gowalla")
+    tiny = {
+        "pretrain": {"embedding_size": 8, "training": {"epochs": 1, "batch_size": 8192, "eval_batch_pairs": 65536}},
+        "convncf": {"channels": 4, "training": {"epochs": 1, "batch_size": 8192, "precision": "fp32", "eval_batch_pairs": 65536}},
+        "evaluation": {"max_users": 40, "chunk_users": 8, "chunk_items": 8192, "batch_pairs": 65536},
+    }
+    project.run("train", params=tiny)
+    metrics = project.load("test_metrics_convncf")
+    assert metrics["full"]["users"] == 40
+    assert metrics["sampled"]["rows"] > 40  # Gowalla users hold several test items, one row each
+    for key in ("hr@20", "ndcg@20", "recall@20", "precision@20", "mrr@20"):
+        assert 0 <= metrics["full"][key] <= 1

@@ -1,0 +1,88 @@
+"""`train` end to end on MovieLens 100K with a tiny model, and resuming after `kill -9`."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+pytestmark = pytest.mark.e2e
+
+TINY = {
+    "pretrain": {"embedding_size": 8, "training": {"epochs": 3, "batch_size": 2048, "threads": 1}},
+    "convncf": {
+        "channels": 4, "reg_conv": 0.0, "reg_out": 0.0,
+        "training": {"epochs": 2, "batch_size": 1024, "precision": "fp32", "threads": 1},
+    },
+}
+
+
+def test_tiny_train_run_on_movielens(kedro_project):
+    project = kedro_project("ml-100k")
+    project.run("train", params=TINY)
+    catalog = project.catalog()
+    mf, convncf = catalog.load("mf_model"), catalog.load("convncf_model")
+    assert mf["model_class"] == "MF" and convncf["model_class"] == "ConvNCF"
+    assert convncf["state_dict"]["conv_layers.0.weight"].shape == (4, 1, 2, 2)
+    assert len(convncf["hyperparameters"]["kernel_sizes"]) == 3  # 8 → 4 → 2 → 1
+    history = catalog.load("convncf_history")
+    assert history["epoch"].tolist() == [0, 1, 2]
+    # the identity-initialised tower scores like MF before any step (same validation NDCG)
+    assert history["ndcg@10"].iloc[0] == pytest.approx(mf["valid_metrics"]["ndcg@10"], abs=1e-3)
+    assert 0 < convncf["valid_metrics"]["ndcg@10"] < 1
+    assert catalog.load("mf_history")["loss"].iloc[1:].notna().all()
+
+    # evaluation ran as part of `train`: both protocols, both models, a report and two plots
+    report_dir = project.root / "data/08_reporting"
+    for name in ("test_metrics_mf.json", "test_metrics_convncf.json", "metrics_table.csv",
+                 "evaluation_report.md", "training_curves.png", "metrics_at_k.png"):
+        assert (report_dir / name).stat().st_size > 0, name
+    metrics = catalog.load("test_metrics_convncf")
+    assert metrics["sampled"]["rows"] == 943 and metrics["full"]["users"] == 943
+    table = catalog.load("metrics_table")
+    assert set(table["protocol"]) == {"sampled", "full"}
+    assert "ConvNCF" in catalog.load("evaluation_report")
+
+    # and it re-runs alone from the saved models
+    (report_dir / "metrics_table.csv").unlink()
+    project.run("evaluation", params={"evaluation": {"protocols": ["sampled"]}})
+    assert set(project.load("metrics_table")["protocol"]) == {"sampled"}
+
+
+def test_resume_after_kill_9_matches_an_uninterrupted_run(kedro_project, tmp_path):
+    params = {"pretrain": {"embedding_size": 8, "training": {"epochs": 5, "batch_size": 32, "threads": 1}}}
+    project = kedro_project("ml-100k")
+    project.run("ingestion")
+    project.run("matrix")
+    checkpoint = project.root / "data/06_models/mf_checkpoint.pt"
+
+    cli_params = "pretrain.embedding_size=8,pretrain.training.epochs=5,pretrain.training.batch_size=32,pretrain.training.threads=1"
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "kedro", "run", "--pipeline", "pretrain", "--params", cli_params],
+        cwd=project.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and run.poll() is None:
+        if checkpoint.exists() and torch.load(checkpoint, weights_only=True)["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    interrupted_at = torch.load(checkpoint, weights_only=True)["epoch"]
+    assert 2 <= interrupted_at < 5, "the run was not interrupted mid-way"
+
+    project.run("pretrain", params=params)  # resume: true is the default
+    resumed = project.load("mf_model")
+    resumed_history = project.load("mf_history")
+
+    project.run("pretrain", params={"pretrain": {**params["pretrain"], "training": {**params["pretrain"]["training"], "resume": False}}})
+    uninterrupted = project.load("mf_model")
+    assert resumed["epoch"] == uninterrupted["epoch"]
+    for name, tensor in uninterrupted["state_dict"].items():
+        assert torch.equal(tensor, resumed["state_dict"][name]), name
+    pd.testing.assert_series_equal(resumed_history["ndcg@10"], project.load("mf_history")["ndcg@10"])

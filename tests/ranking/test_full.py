@@ -1,0 +1,50 @@
+"""Chunked full ranking equals a dense brute-force ranking; seen items never appear."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from convncf_kedro.interactions.prepare import positives_matrix
+from convncf_kedro.ranking.full import hits_against, top_k_unseen
+
+
+@pytest.fixture(scope="module")
+def real_slice(shared_datasets):
+    """The first 60 users × all 1,682 items of ml-100k, with random but fixed item scores."""
+    raw = pd.read_csv(shared_datasets / "ml-100k/u.data", sep="\t", names=["user", "item", "rating", "ts"])
+    raw = raw[raw["user"] <= 60]
+    seen = positives_matrix([pd.DataFrame({"user": raw["user"] - 1, "item": raw["item"] - 1})], 60, 1682)
+    scores = np.random.default_rng(0).standard_normal((60, 1682)).astype(np.float32)
+    scores[:, 100:110] = 5.0  # a block of ties, to check the tie rule too
+    return seen, scores
+
+
+def dense_top_k(scores, seen, k):
+    masked = np.where(seen.toarray() > 0, -np.inf, scores)
+    items = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+    order = np.lexsort((items, -masked), axis=1)[:, :k]
+    return order, np.take_along_axis(masked, order, axis=1)
+
+
+@pytest.mark.parametrize("chunk_users, chunk_items", [(7, 100), (60, 1682), (1, 37)])
+def test_chunked_top_k_equals_dense_ranking(real_slice, chunk_users, chunk_items):
+    seen, scores = real_slice
+    users = np.arange(60)
+    items, top = top_k_unseen(lambda u, i: scores[np.ix_(u, i)], users, seen, 20, chunk_users, chunk_items)
+    expected_items, expected_scores = dense_top_k(scores, seen, 20)
+    np.testing.assert_array_equal(items, expected_items)
+    np.testing.assert_array_equal(top, expected_scores)
+
+
+def test_seen_items_are_never_ranked(real_slice):
+    seen, scores = real_slice
+    boosted = scores + 100 * seen.toarray()  # seen items score highest of all
+    items, _ = top_k_unseen(lambda u, i: boosted[np.ix_(u, i)], np.arange(60), seen, 50, 16, 256)
+    assert not hits_against(items, np.arange(60), seen).any()
+
+
+def test_users_with_fewer_unseen_items_than_k_get_empty_places():
+    seen = positives_matrix([pd.DataFrame({"user": [0, 0, 0], "item": [0, 1, 2]})], 1, 5)
+    items, scores = top_k_unseen(lambda u, i: np.ones((len(u), len(i))), np.array([0]), seen, 4, 1, 2)
+    assert items.tolist() == [[3, 4, -1, -1]]
+    assert np.isinf(scores[0, 2:]).all()

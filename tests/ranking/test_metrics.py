@@ -1,0 +1,65 @@
+"""Metric definitions against hand-computed cases."""
+
+import math
+
+import numpy as np
+import pytest
+
+from convncf_kedro.ranking.metrics import full_ranking_metrics, rank_among_negatives, sampled_metrics
+
+
+def test_ties_count_against_the_held_out_item():
+    positive = np.array([0.5, 0.5, 0.9])
+    negatives = np.array([[0.1, 0.5, 0.2], [0.6, 0.7, 0.8], [0.1, 0.2, 0.3]])
+    assert rank_among_negatives(positive, negatives).tolist() == [1, 3, 0]
+
+
+def test_a_constant_model_scores_zero_not_a_lucky_hit():
+    ranks = rank_among_negatives(np.zeros(4), np.zeros((4, 99)))
+    assert sampled_metrics(ranks, 99, [10])["hr@10"] == 0.0
+
+
+def test_sampled_metrics_by_hand():
+    ranks = np.array([0, 2, 12])  # first place, third place, outside the top 10
+    m = sampled_metrics(ranks, 99, [1, 10])
+    assert m["hr@1"] == pytest.approx(1 / 3)
+    assert m["hr@10"] == pytest.approx(2 / 3)
+    assert m["ndcg@10"] == pytest.approx((1 + 1 / math.log2(4)) / 3)
+    assert m["mrr@10"] == pytest.approx((1 + 1 / 3) / 3)
+    assert m["recall@10"] == m["hr@10"]
+    assert m["precision@10"] == pytest.approx(2 / 3 / 10)
+    assert m["auc"] == pytest.approx(((1 - 0 / 99) + (1 - 2 / 99) + (1 - 12 / 99)) / 3)
+
+
+def test_k_larger_than_the_candidate_list_counts_every_item():
+    m = sampled_metrics(np.array([4]), 4, [10])  # last of 5 candidates
+    assert m["hr@10"] == 1.0
+    assert m["ndcg@10"] == pytest.approx(1 / math.log2(6))
+
+
+def test_full_ranking_metrics_with_several_test_items():
+    # user 0: test items at ranks 1 and 3 of 4; user 1: one test item, ranked first
+    hits = np.array([[False, True, False, True], [True, False, False, False]])
+    m = full_ranking_metrics(hits, np.array([2, 1]), [2, 4])
+    idcg_two = 1 + 1 / math.log2(3)
+    assert m["hr@2"] == 1.0
+    assert m["recall@2"] == pytest.approx((1 / 2 + 1) / 2)
+    assert m["precision@2"] == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert m["ndcg@2"] == pytest.approx(((1 / math.log2(3)) / idcg_two + 1) / 2)
+    assert m["ndcg@4"] == pytest.approx(((1 / math.log2(3) + 1 / math.log2(5)) / idcg_two + 1) / 2)
+    assert m["mrr@4"] == pytest.approx((1 / 2 + 1) / 2)
+    assert m["recall@4"] == 1.0
+
+
+def test_full_ranking_with_one_test_item_matches_sampled_definitions():
+    ranks = np.array([0, 3, 7])
+    hits = np.arange(10)[None, :] == ranks[:, None]
+    full = full_ranking_metrics(hits, np.ones(3), [5, 10])
+    sampled = sampled_metrics(ranks, 99, [5, 10])
+    for key, value in full.items():
+        assert value == pytest.approx(sampled[key]), key
+
+
+def test_full_ranking_refuses_k_beyond_the_kept_list():
+    with pytest.raises(ValueError, match="K=20 is larger than the 10"):
+        full_ranking_metrics(np.zeros((1, 10), dtype=bool), np.ones(1), [20])

@@ -1,0 +1,49 @@
+"""Parameters as a user changes them: conf/local overrides, --params, and clear errors for bad values."""
+
+import pytest
+from kedro.config import OmegaConfigLoader
+
+from convncf_kedro.errors import ParameterError
+from convncf_kedro.params import validate_parameters
+from convncf_kedro.settings import CONFIG_LOADER_ARGS
+
+
+def loaded_parameters(project, runtime_params=None) -> dict:
+    loader = OmegaConfigLoader(str(project.root / "conf"), runtime_params=runtime_params, **CONFIG_LOADER_ARGS)
+    return loader["parameters"]
+
+
+def test_runtime_params_keep_the_rest_of_a_group_even_with_local_overrides(kedro_project):
+    project = kedro_project("ml-100k-ncf")  # writes conf/local/parameters_ingestion.yml
+    params = loaded_parameters(project, {"pretrain": {"training": {"epochs": 2}}, "ingestion": {"n_negatives": 50}})
+    assert params["pretrain"]["training"]["epochs"] == 2
+    assert params["pretrain"]["training"]["optimizer"] == "adagrad"  # from conf/base
+    assert params["ingestion"]["format"] == "ncf"  # from conf/local
+    assert params["ingestion"]["n_negatives"] == 50
+    validate_parameters(params)
+
+
+@pytest.mark.parametrize(
+    "change, parameter",
+    [
+        ({"pretrain": {"training": {"epochs": -1}}}, "pretrain.training.epochs"),
+        ({"pretrain": {"embedding_size": 48}}, "pretrain.embedding_size"),
+        ({"convncf": {"kernel_sizes": [4, 4]}}, "convncf.kernel_sizes"),
+        ({"convncf": {"training": {"optimizer": "sgd"}}}, "convncf.training.optimizer"),
+        ({"ingestion": {"format": "parquet"}}, "ingestion.format"),
+        ({"evaluation": {"ks": [5, 200]}}, "evaluation.ks"),
+        ({"convncf": {"dropout": 1.5}}, "convncf.dropout"),
+        ({"pretrain": {"training": {"epochz": 3}}}, "pretrain.training.epochz"),
+    ],
+)
+def test_invalid_values_are_named_before_any_work(kedro_project, change, parameter):
+    project = kedro_project()
+    with pytest.raises(ParameterError, match=rf"parameter '{parameter}'"):
+        validate_parameters(loaded_parameters(project, change))
+
+
+def test_a_run_with_a_bad_value_fails_at_the_start(kedro_project):
+    project = kedro_project("ml-100k")
+    with pytest.raises(ParameterError, match="pretrain.training.epochs"):
+        project.run("ingestion", params={"pretrain": {"training": {"epochs": 0}}})
+    assert not (project.root / "data/02_intermediate/raw_log.parquet").exists()
