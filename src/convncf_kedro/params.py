@@ -103,6 +103,25 @@ class EvaluationParams(_Group):
         return sorted(set(ks))
 
 
+class ExportParams(_Group):
+    opset: int = Field(18, ge=17)
+    tolerance: float = Field(1e-4, gt=0)
+    validation_pairs: int = Field(4096, ge=1)
+    dataset_name: str
+
+
+class ScoreParams(_Group):
+    k: int = Field(ge=1)
+    users: Literal["all", "list"] = "all"
+    unknown_users: Literal["skip", "popular"] = "skip"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1)
+    batch_pairs: int = Field(4096, ge=1)
+    chunk_users: int = Field(16, ge=1)
+    chunk_items: int = Field(2048, ge=1)
+    log_every_seconds: float = Field(30.0, gt=0)
+
+
 _Params = TypeVar("_Params", bound=BaseModel)
 
 PARAMETER_GROUPS: dict[str, type[BaseModel]] = {
@@ -110,6 +129,8 @@ PARAMETER_GROUPS: dict[str, type[BaseModel]] = {
     "pretrain": PretrainParams,
     "convncf": ConvNCFParams,
     "evaluation": EvaluationParams,
+    "export": ExportParams,
+    "score": ScoreParams,
 }
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from convncf_kedro.pipelines import convncf, evaluation, ingestion, matrix, pretrain
+from convncf_kedro.pipelines import convncf, evaluation, export, ingestion, matrix, pretrain, score
 
-STAGES = {"ingestion": ingestion, "matrix": matrix, "pretrain": pretrain, "convncf": convncf, "evaluation": evaluation}
-TRAIN_STAGES = ["ingestion", "matrix", "pretrain", "convncf", "evaluation"]
+STAGES = {
+    "ingestion": ingestion, "matrix": matrix, "pretrain": pretrain, "convncf": convncf,
+    "evaluation": evaluation, "export": export, "score": score,
+}
+TRAIN_STAGES = ["ingestion", "matrix", "pretrain", "convncf", "evaluation", "export"]
 
 
 def register_pipelines() -> dict[str, Pipeline]:

@@ -1,0 +1,25 @@
+"""ONNX export pipeline wiring."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import export_convncf, validate_onnx
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                export_convncf,
+                inputs=["convncf_model", "user_map", "item_map", "params:export"],
+                outputs="convncf_onnx",
+                name="export_convncf_onnx",
+            ),
+            Node(
+                validate_onnx,
+                inputs=["convncf_onnx", "convncf_model", "test", "test_negatives", "params:export"],
+                outputs="onnx_validation",
+                name="validate_onnx_against_pytorch",
+            ),
+        ],
+        tags=["export"],
+    )

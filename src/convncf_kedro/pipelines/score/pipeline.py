@@ -1,0 +1,22 @@
+"""Scoring pipeline wiring."""
+
+from kedro.pipeline import Node, Pipeline
+
+from .nodes import score_users
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return Pipeline(
+        [
+            Node(
+                score_users,
+                inputs=[
+                    "convncf_onnx", "user_map", "item_map", "train_matrix", "valid", "test", "users_to_score",
+                    "params:score",
+                ],
+                outputs=["recommendations", "scoring_report"],
+                name="score_users_with_onnxruntime",
+            )
+        ],
+        tags=["score"],
+    )

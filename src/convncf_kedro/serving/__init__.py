@@ -1,0 +1,1 @@
+"""Scoring the exported ONNX graph with ONNX Runtime alone (no Kedro, no torch needed)."""
