@@ -54,6 +54,10 @@ class KedroProject:
         if params:
             self.write_conf("parameters_ingestion.yml", {"ingestion": params})
 
+    @staticmethod
+    def shared_path(relative: str) -> Path:
+        return SHARED_DATASETS / relative
+
     def write_conf(self, file_name: str, content: dict) -> None:
         """Write an override into conf/local (parameters deep-merge over conf/base, catalog entries replace)."""
         (self.root / "conf" / "local" / file_name).write_text(yaml.safe_dump(content))

@@ -47,7 +47,17 @@ def test_tiny_train_run_on_movielens(kedro_project):
     assert set(table["protocol"]) == {"sampled", "full"}
     assert "ConvNCF" in catalog.load("evaluation_report")
 
-    # and it re-runs alone from the saved models
+    # export ran too; `score` then recommends 10 unseen items to every user, with raw ids
+    assert catalog.load("onnx_validation")["largest_difference"] <= 1e-4
+    project.run("score")
+    recs = project.load("recommendations")
+    user_map = catalog.load("user_map")
+    assert recs.groupby("user_id").size().eq(10).all() and recs["user_id"].nunique() == len(user_map)
+    raw = pd.read_csv(project.shared_path("ml-100k/u.data"), sep="\t", names=["user", "item", "rating", "ts"], dtype=str)
+    assert not set(zip(recs["user_id"], recs["item_id"], strict=True)) & set(zip(raw["user"], raw["item"], strict=True))
+    assert project.load("scoring_report")["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+
+    # and evaluation re-runs alone from the saved models
     (report_dir / "metrics_table.csv").unlink()
     project.run("evaluation", params={"evaluation": {"protocols": ["sampled"]}})
     assert set(project.load("metrics_table")["protocol"]) == {"sampled"}

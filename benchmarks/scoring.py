@@ -1,0 +1,144 @@
+"""Scoring speed of the paper's tower: PyTorch eager vs ONNX Runtime, and full ranking of MovieLens 100K.
+
+Run: python benchmarks/scoring.py
+One (user, item) score costs 3.06 MFLOP at d=64, C=32 (1,531,936 multiply-adds), so the machine's
+limit is GEMM FLOP/s ÷ 3.06 MFLOP, with the fp32 GEMM measured in the same run. Measures
+  1. pairs/s of PyTorch eager (fp32, bf16) and ONNX Runtime (CPU, or CUDA where present) per batch size;
+  2. a full ranking of ml-100k (943 users × 1,682 items, seen items masked) with ONNX Runtime:
+     seconds, pairs/s, peak RSS; and the projected time for Gowalla (29,858 × 40,981);
+  3. peak RSS of full ranking as the number of items grows (each size in its own process).
+Writes benchmarks/results/scoring.json. A model with random weights scores as fast as a trained one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _gemm import gemm_flops  # noqa: E402
+
+from convncf_kedro.models import ConvNCF  # noqa: E402
+from convncf_kedro.models.scoring import pair_scorer  # noqa: E402
+from convncf_kedro.ranking.full import top_k_unseen  # noqa: E402
+from convncf_kedro.serving.onnx_export import export_onnx  # noqa: E402
+from convncf_kedro.serving.onnx_scoring import create_session, onnx_block_scorer  # noqa: E402
+from convncf_kedro.training import runtime  # noqa: E402
+
+FLOP_PER_PAIR = 2 * 1_531_936
+RESULTS = Path(__file__).resolve().parent / "results"
+N_USERS, N_ITEMS = 943, 1682
+GOWALLA_PAIRS = 29_858 * 40_981
+
+
+def model(n_items: int = N_ITEMS) -> ConvNCF:
+    torch.manual_seed(0)
+    m = ConvNCF(N_USERS, n_items, 64, 32)
+    torch.nn.init.normal_(m.user_embedding.weight, std=0.3)
+    torch.nn.init.normal_(m.item_embedding.weight, std=0.3)
+    return m.eval()
+
+
+def session_for(m: ConvNCF):
+    proto = export_onnx(m, 18, {"id_maps_sha256": "benchmark"})
+    return create_session(proto.SerializeToString(), "auto")
+
+
+def rate(score, n_pairs: int) -> float:
+    users = np.random.default_rng(0).integers(0, N_USERS, n_pairs)
+    items = np.random.default_rng(1).integers(0, N_ITEMS, n_pairs)
+    score(users[:2048], items[:2048])  # warm-up
+    start = time.perf_counter()
+    score(users, items)
+    return n_pairs / (time.perf_counter() - start)
+
+
+def onnx_pair_scorer(session, batch_pairs: int):
+    def score(users, items):
+        for s in range(0, len(users), batch_pairs):
+            session.run(["score"], {"user": users[s:s + batch_pairs].astype(np.int64),
+                                    "item": items[s:s + batch_pairs].astype(np.int64)})
+    return score
+
+
+def seen_matrix(n_items: int) -> sp.csr_matrix:
+    rng = np.random.default_rng(2)
+    users = rng.integers(0, N_USERS, 100_000)
+    items = rng.integers(0, n_items, 100_000)
+    m = sp.csr_matrix((np.ones(len(users), np.float32), (users, items)), shape=(N_USERS, n_items))
+    m.sum_duplicates()
+    m.sort_indices()
+    return m
+
+
+def full_ranking(n_items: int, n_users: int) -> dict:
+    """Rank every unseen item for n_users users with ONNX Runtime; report seconds and pairs/s."""
+    session = session_for(model(n_items))
+    start = time.perf_counter()
+    top_k_unseen(onnx_block_scorer(session, 4096), np.arange(n_users), seen_matrix(n_items), 20, 16, 2048,
+                 log_every_seconds=1e9)
+    seconds = time.perf_counter() - start
+    return {"users": n_users, "items": n_items, "seconds": round(seconds, 1),
+            "pairs_per_second": round(n_users * n_items / seconds),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+
+
+def main() -> dict:
+    runtime.configure(None, torch.device("cpu"))
+    gemm = gemm_flops()
+    limit = gemm / FLOP_PER_PAIR
+    m = model()
+    session = session_for(m)
+    rows = []
+    for batch in (256, 1024, 4096):
+        for engine, score in (
+            ("pytorch eager fp32", pair_scorer(m, torch.device("cpu"), "fp32", batch)),
+            ("pytorch eager bf16", pair_scorer(m, torch.device("cpu"), "bf16", batch)),
+            (f"onnxruntime {session.get_providers()[0]}", onnx_pair_scorer(session, batch)),
+        ):
+            pairs_per_second = rate(score, 40_000)
+            rows.append({"engine": engine, "batch_pairs": batch, "pairs_per_second": round(pairs_per_second),
+                         "fraction_of_gemm_limit": round(pairs_per_second / limit, 3)})
+            print(rows[-1])  # noqa: T201
+    ranking = full_ranking(N_ITEMS, N_USERS)
+    ranking["fraction_of_gemm_limit"] = round(ranking["pairs_per_second"] / limit, 3)
+    ranking["projected_gowalla_hours"] = round(GOWALLA_PAIRS / ranking["pairs_per_second"] / 3600, 1)
+    print(ranking)  # noqa: T201
+    memory = []
+    for n_items in (1_682, 6_728, 26_912):  # each in a fresh process: peak RSS is per process
+        out = subprocess.run([sys.executable, __file__, "--rss", str(n_items)], capture_output=True, text=True, check=True)
+        memory.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(memory[-1])  # noqa: T201
+    result = {
+        "benchmark": "scoring, paper tower (d=64, C=32), random weights",
+        "gemm_fp32_gflops": round(gemm / 1e9, 1),
+        "limit_pairs_per_second": round(limit),
+        "threads": torch.get_num_threads(),
+        "pair_scoring": rows,
+        "full_ranking_ml100k_onnxruntime": ranking,
+        "full_ranking_peak_rss_by_items": memory,
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "scoring.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--rss"]:
+        runtime.configure(None, torch.device("cpu"))
+        print(json.dumps(full_ranking(int(sys.argv[2]), n_users=32)))  # noqa: T201
+    else:
+        print(json.dumps(main(), indent=2))  # noqa: T201
