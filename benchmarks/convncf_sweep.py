@@ -41,6 +41,9 @@ CONFIGS: dict[str, dict] = {
     "identity, Adam emb 1e-4 / tower 1e-3": {
         "training": {"optimizer": "adam", "lr_embedding": 0.0001, "lr_tower": 0.001},
     },
+    "identity, Adagrad emb 0.001 / tower 0.001": {"training": {"lr_embedding": 0.001, "lr_tower": 0.001}},
+    "identity, Adagrad emb 0.001 / tower 0.0001": {"training": {"lr_embedding": 0.001, "lr_tower": 0.0001}},
+    "identity, Adagrad 0.01, fp32": {"training": {"lr_embedding": 0.01, "lr_tower": 0.01, "precision": "fp32"}},
 }
 
 

@@ -1,8 +1,8 @@
 """Project settings (Kedro defaults, plus the hook that checks parameters before a run)."""
 
-from convncf_kedro.hooks import ValidateParametersHook
+from convncf_kedro.hooks import ReportOutputsHook, ValidateParametersHook
 
-HOOKS = (ValidateParametersHook(),)
+HOOKS = (ValidateParametersHook(), ReportOutputsHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -9,6 +9,7 @@ import time
 import pandas as pd
 import pytest
 import torch
+from kedro_project import PROJECT_ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -56,6 +57,17 @@ def test_tiny_train_run_on_movielens(kedro_project):
     raw = pd.read_csv(project.shared_path("ml-100k/u.data"), sep="\t", names=["user", "item", "rating", "ts"], dtype=str)
     assert not set(zip(recs["user_id"], recs["item_id"], strict=True)) & set(zip(raw["user"], raw["item"], strict=True))
     assert project.load("scoring_report")["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+
+    # the README's plain-onnxruntime snippet works on what `train` wrote
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    snippet = readme.split("## Scoring with plain ONNX Runtime")[1].split("```python")[1].split("```")[0]
+    assert "kedro" not in snippet and "torch" not in snippet
+    previous = os.getcwd()
+    os.chdir(project.root)
+    try:
+        exec(compile(snippet, "README.md", "exec"), {})
+    finally:
+        os.chdir(previous)
 
     # and evaluation re-runs alone from the saved models
     (report_dir / "metrics_table.csv").unlink()
