@@ -70,7 +70,7 @@ class KedroProject:
         with KedroSession.create(
             project_path=self.root, conf_source=str(self.root / "conf"), runtime_params=params or {}
         ) as session:
-            return session.run(pipeline_name=pipeline)
+            return session.run(pipeline_names=[pipeline])
 
     def catalog(self):
         from kedro.framework.session import KedroSession

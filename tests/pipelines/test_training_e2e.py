@@ -1,4 +1,4 @@
-"""`train` end to end on MovieLens 100K with a tiny model, and resuming after `kill -9`."""
+"""`train` end to end on MovieLens 100K with a tiny model, then what a user does with its outputs."""
 
 import os
 import signal
@@ -6,10 +6,12 @@ import subprocess
 import sys
 import time
 
+import nbformat
 import pandas as pd
 import pytest
 import torch
-from kedro_project import PROJECT_ROOT
+from kedro_project import PROJECT_ROOT, SHARED_DATASETS, KedroProject
+from nbclient import NotebookClient
 
 pytestmark = pytest.mark.e2e
 
@@ -22,10 +24,16 @@ TINY = {
 }
 
 
-def test_tiny_train_run_on_movielens(kedro_project):
-    project = kedro_project("ml-100k")
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> KedroProject:
+    project = KedroProject(tmp_path_factory.mktemp("tiny") / "project")
+    project.use_dataset("ml-100k")
     project.run("train", params=TINY)
-    catalog = project.catalog()
+    return project
+
+
+def test_train_writes_both_models_and_their_histories(trained):
+    catalog = trained.catalog()
     mf, convncf = catalog.load("mf_model"), catalog.load("convncf_model")
     assert mf["model_class"] == "MF" and convncf["model_class"] == "ConvNCF"
     assert convncf["state_dict"]["conv_layers.0.weight"].shape == (4, 1, 2, 2)
@@ -37,45 +45,57 @@ def test_tiny_train_run_on_movielens(kedro_project):
     assert 0 < convncf["valid_metrics"]["ndcg@10"] < 1
     assert catalog.load("mf_history")["loss"].iloc[1:].notna().all()
 
-    # evaluation ran as part of `train`: both protocols, both models, a report and two plots
-    report_dir = project.root / "data/08_reporting"
+
+def test_evaluation_report_compares_both_models_by_both_protocols(trained):
+    catalog = trained.catalog()
+    report_dir = trained.root / "data/08_reporting"
     for name in ("test_metrics_mf.json", "test_metrics_convncf.json", "metrics_table.csv",
-                 "evaluation_report.md", "training_curves.png", "metrics_at_k.png"):
+                 "evaluation_report.md", "training_curves.png", "metrics_at_k.png", "dataset_statistics.json"):
         assert (report_dir / name).stat().st_size > 0, name
     metrics = catalog.load("test_metrics_convncf")
     assert metrics["sampled"]["rows"] == 943 and metrics["full"]["users"] == 943
-    table = catalog.load("metrics_table")
-    assert set(table["protocol"]) == {"sampled", "full"}
+    assert set(catalog.load("metrics_table")["protocol"]) == {"sampled", "full"}
     assert "ConvNCF" in catalog.load("evaluation_report")
 
-    # export ran too; `score` then recommends 10 unseen items to every user, with raw ids
-    assert catalog.load("onnx_validation")["largest_difference"] <= 1e-4
-    project.run("score")
-    recs = project.load("recommendations")
-    user_map = catalog.load("user_map")
-    assert recs.groupby("user_id").size().eq(10).all() and recs["user_id"].nunique() == len(user_map)
-    raw = pd.read_csv(project.shared_path("ml-100k/u.data"), sep="\t", names=["user", "item", "rating", "ts"], dtype=str)
-    assert not set(zip(recs["user_id"], recs["item_id"], strict=True)) & set(zip(raw["user"], raw["item"], strict=True))
-    assert project.load("scoring_report")["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
 
-    # the README's plain-onnxruntime snippet works on what `train` wrote
+def test_score_recommends_ten_unseen_items_to_every_user_with_raw_ids(trained):
+    assert trained.load("onnx_validation")["largest_difference"] <= 1e-4
+    trained.run("score")
+    recs = trained.load("recommendations")
+    assert recs.groupby("user_id").size().eq(10).all()
+    assert recs["user_id"].nunique() == len(trained.load("user_map"))
+    raw = pd.read_csv(SHARED_DATASETS / "ml-100k/u.data", sep="\t", names=["user", "item", "rating", "ts"], dtype=str)
+    assert not set(zip(recs["user_id"], recs["item_id"], strict=True)) & set(zip(raw["user"], raw["item"], strict=True))
+    assert trained.load("scoring_report")["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+
+
+def test_readme_onnxruntime_snippet_runs_on_the_outputs(trained):
     readme = (PROJECT_ROOT / "README.md").read_text()
     snippet = readme.split("## Scoring with plain ONNX Runtime")[1].split("```python")[1].split("```")[0]
     assert "kedro" not in snippet and "torch" not in snippet
     previous = os.getcwd()
-    os.chdir(project.root)
+    os.chdir(trained.root)
     try:
         exec(compile(snippet, "README.md", "exec"), {})
     finally:
         os.chdir(previous)
 
-    # and evaluation re-runs alone from the saved models
-    (report_dir / "metrics_table.csv").unlink()
-    project.run("evaluation", params={"evaluation": {"protocols": ["sampled"]}})
-    assert set(project.load("metrics_table")["protocol"]) == {"sampled"}
+
+def test_notebook_runs_against_the_outputs(trained):
+    notebook = nbformat.read(PROJECT_ROOT / "notebooks/explore_results.ipynb", as_version=4)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")  # committed clean
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(trained.root)}}).execute()
+    (table,) = [out for out in notebook.cells[-1]["outputs"] if out["output_type"] == "execute_result"]
+    assert "item_id" in table["data"]["text/plain"] and "rank" in table["data"]["text/plain"]
 
 
-def test_resume_after_kill_9_matches_an_uninterrupted_run(kedro_project, tmp_path):
+def test_evaluation_reruns_alone_from_the_saved_models(trained):
+    (trained.root / "data/08_reporting/metrics_table.csv").unlink()
+    trained.run("evaluation", params={"evaluation": {"protocols": ["sampled"]}})
+    assert set(trained.load("metrics_table")["protocol"]) == {"sampled"}
+
+
+def test_resume_after_kill_9_matches_an_uninterrupted_run(kedro_project):
     params = {"pretrain": {"embedding_size": 8, "training": {"epochs": 5, "batch_size": 32, "threads": 1}}}
     project = kedro_project("ml-100k")
     project.run("ingestion")
@@ -99,10 +119,10 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(kedro_project, tmp_pat
     assert 2 <= interrupted_at < 5, "the run was not interrupted mid-way"
 
     project.run("pretrain", params=params)  # resume: true is the default
-    resumed = project.load("mf_model")
-    resumed_history = project.load("mf_history")
+    resumed, resumed_history = project.load("mf_model"), project.load("mf_history")
 
-    project.run("pretrain", params={"pretrain": {**params["pretrain"], "training": {**params["pretrain"]["training"], "resume": False}}})
+    fresh = {"pretrain": {**params["pretrain"], "training": {**params["pretrain"]["training"], "resume": False}}}
+    project.run("pretrain", params=fresh)
     uninterrupted = project.load("mf_model")
     assert resumed["epoch"] == uninterrupted["epoch"]
     for name, tensor in uninterrupted["state_dict"].items():
