@@ -44,6 +44,9 @@ CONFIGS: dict[str, dict] = {
     "identity, Adagrad emb 0.001 / tower 0.001": {"training": {"lr_embedding": 0.001, "lr_tower": 0.001}},
     "identity, Adagrad emb 0.001 / tower 0.0001": {"training": {"lr_embedding": 0.001, "lr_tower": 0.0001}},
     "identity, Adagrad 0.01, fp32": {"training": {"lr_embedding": 0.01, "lr_tower": 0.01, "precision": "fp32"}},
+    "identity, Adagrad emb 0.001 / tower 0.0001, 20 epochs": {
+        "training": {"lr_embedding": 0.001, "lr_tower": 0.0001, "epochs": 20, "patience": 20},
+    },
 }
 
 
@@ -85,18 +88,30 @@ def run(names: list[str]) -> dict:
 
 
 def plot(results: dict) -> None:
-    fig, ax = plt.subplots(figsize=(9, 5))
+    """Left: every setting; right: the MF-initialised ones, zoomed around MF's best."""
+    fig, (full, zoom) = plt.subplots(1, 2, figsize=(13, 5))
+    mf_best = results["mf"]["valid"]["ndcg@10"]
     for name, config in results["configs"].items():
-        ax.plot(range(len(config["curve_ndcg@10"])), config["curve_ndcg@10"], marker="o", label=name)
-    ax.axhline(results["mf"]["valid"]["ndcg@10"], color="black", linestyle="--", label="MF-BPR (best epoch)")
-    ax.set(xlabel="ConvNCF epoch (0 = initialisation)", ylabel="validation NDCG@10 (99 sampled negatives)",
-           title="ConvNCF on MovieLens 100K, initialised from MF")
-    ax.legend(fontsize=7)
+        curve = config["curve_ndcg@10"]
+        full.plot(range(len(curve)), curve, marker="o", label=name)
+        if not name.startswith("paper"):
+            zoom.plot(range(len(curve)), curve, marker="o", label=name)
+    for ax in (full, zoom):
+        ax.axhline(mf_best, color="black", linestyle="--", label="MF-BPR (best epoch)")
+        ax.set(xlabel="ConvNCF epoch (0 = initialisation)", ylabel="validation NDCG@10 (99 sampled negatives)")
+    full.set_title("ConvNCF on MovieLens 100K, every setting")
+    zoom.set_title("MF-identity tower, around MF's best")
+    zoom.set_ylim(mf_best - 0.015, mf_best + 0.01)
+    zoom.legend(fontsize=7)
+    full.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(RESULTS / "convncf_sweep.png", dpi=110)
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--plot"]:  # redraw from the saved results
+        plot(json.loads((RESULTS / "convncf_sweep.json").read_text()))
+        sys.exit()
     chosen = sys.argv[1:] or list(CONFIGS)
     result = run(chosen)
     for name, config in result["configs"].items():

@@ -116,7 +116,7 @@ class ScoreParams(_Group):
     unknown_users: Literal["skip", "popular"] = "skip"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1)
-    batch_pairs: int = Field(4096, ge=1)
+    batch_pairs: int = Field(256, ge=1)
     chunk_users: int = Field(16, ge=1)
     chunk_items: int = Field(2048, ge=1)
     log_every_seconds: float = Field(30.0, gt=0)
