@@ -26,7 +26,14 @@ from kedro_project import KedroProject  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 EPOCHS = 8
 
-# name → overrides of conf/base/parameters_convncf.yml's `convncf` group
+# Every setting starts from BASE (pinned here, so the sweep does not drift when conf/base changes)
+BASE: dict = {
+    "channels": 32, "kernel_sizes": None, "dropout": 0.0, "tower_init": "mf_identity",
+    "reg_embedding": 0.0001, "reg_conv": 0.0001, "reg_out": 0.0001,
+    "training": {"batch_size": 256, "optimizer": "adagrad", "warmup_steps": 0, "precision": "bf16", "seed": 2018},
+}
+
+# name → overrides of BASE
 CONFIGS: dict[str, dict] = {
     "paper: random tower, Adagrad 0.05, L2 0.01/1/10": {
         "tower_init": "random", "reg_embedding": 0.01, "reg_conv": 1.0, "reg_out": 10.0,
@@ -44,8 +51,8 @@ CONFIGS: dict[str, dict] = {
     "identity, Adagrad emb 0.001 / tower 0.001": {"training": {"lr_embedding": 0.001, "lr_tower": 0.001}},
     "identity, Adagrad emb 0.001 / tower 0.0001": {"training": {"lr_embedding": 0.001, "lr_tower": 0.0001}},
     "identity, Adagrad 0.01, fp32": {"training": {"lr_embedding": 0.01, "lr_tower": 0.01, "precision": "fp32"}},
-    "identity, Adagrad emb 0.001 / tower 0.0001, 20 epochs": {
-        "training": {"lr_embedding": 0.001, "lr_tower": 0.0001, "epochs": 20, "patience": 20},
+    "identity, Adagrad emb 0.001 / tower 0.0001, warm-up 400 steps, 20 epochs": {
+        "training": {"lr_embedding": 0.001, "lr_tower": 0.0001, "warmup_steps": 400, "epochs": 20, "patience": 20},
     },
 }
 
@@ -65,14 +72,15 @@ def run(names: list[str]) -> dict:
         out["mf"] = {"epoch": mf["epoch"], "valid": mf["valid_metrics"]}
         for name in names:
             overrides = CONFIGS[name]
-            training = {"epochs": EPOCHS, "patience": EPOCHS, "resume": False, **overrides.get("training", {})}
-            params = {"convncf": {**overrides, "training": training}}
+            training = {**BASE["training"], "epochs": EPOCHS, "patience": EPOCHS, "resume": False,
+                        **overrides.get("training", {})}
+            params = {"convncf": {**BASE, **overrides, "training": training}}
             started = time.perf_counter()
             project.run("convncf", params=params)
             history = project.load("convncf_history")
             best = project.load("convncf_model")
             out["configs"][name] = {
-                "overrides": overrides,
+                "params": params["convncf"],
                 "best_epoch": best["epoch"],
                 "best_valid_ndcg@10": best["valid_metrics"]["ndcg@10"],
                 "best_valid_hr@10": best["valid_metrics"]["hr@10"],

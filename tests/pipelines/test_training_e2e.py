@@ -58,6 +58,14 @@ def test_evaluation_report_compares_both_models_by_both_protocols(trained):
     assert "ConvNCF" in catalog.load("evaluation_report")
 
 
+def test_embedding_size_parameter_shapes_the_exported_graph(trained):
+    graph = trained.load("convncf_onnx")
+    metadata = {p.key: p.value for p in graph.metadata_props}
+    assert metadata["embedding_size"] == "8" and metadata["n_users"] == "943"
+    shapes = sorted(tuple(t.dims) for t in graph.graph.initializer if len(t.dims) == 2)
+    assert (943, 8) in shapes and (1682, 8) in shapes  # TINY set pretrain.embedding_size to 8
+
+
 def test_score_recommends_ten_unseen_items_to_every_user_with_raw_ids(trained):
     assert trained.load("onnx_validation")["largest_difference"] <= 1e-4
     trained.run("score")
