@@ -89,13 +89,14 @@ def metrics_table(mf_metrics: dict, convncf_metrics: dict) -> pd.DataFrame:
             convncf_value = convncf_metrics[protocol][key]
             rows.append({"protocol": protocol, "metric": metric, "k": int(k) if k else None, "MF": mf_value,
                          "ConvNCF": convncf_value, "ConvNCF - MF": convncf_value - mf_value})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows).astype({"k": "Int64"})
 
 
 def _markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |")
+        cells = ["" if pd.isna(v) else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -113,7 +114,7 @@ def write_report(
         "",
         "## Test split",
         "",
-        _markdown(table.fillna("")),
+        _markdown(table.astype({"k": "Int64"})),  # read back from CSV, K is float beside AUC's empty K
         "",
         "## Data",
         "",
@@ -127,15 +128,17 @@ def write_report(
 
 
 def plot_training_curves(mf_history: pd.DataFrame, convncf_history: pd.DataFrame) -> plt.Figure:
-    """Loss and validation NDCG@10 per epoch for both models, MF's best as a reference line."""
+    """Loss and validation NDCG@10 per epoch; ConvNCF drawn from MF's best epoch on, where it starts."""
+    start = int(mf_history.loc[mf_history["epoch"] > 0, "ndcg@10"].idxmax())
+    start = int(mf_history.loc[start, "epoch"])
     fig, (loss_ax, ndcg_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, history in (("MF-BPR", mf_history), ("ConvNCF", convncf_history)):
+    for name, history, offset in (("MF-BPR", mf_history, 0), ("ConvNCF (from MF's best epoch)", convncf_history, start)):
         trained = history[history["epoch"] > 0]
-        loss_ax.plot(trained["epoch"], trained["loss"], label=name)
-        ndcg_ax.plot(history["epoch"], history["ndcg@10"], marker=".", label=name)
+        loss_ax.plot(trained["epoch"] + offset, trained["loss"], label=name)
+        ndcg_ax.plot(history["epoch"] + offset, history["ndcg@10"], marker=".", label=name)
     ndcg_ax.axhline(mf_history["ndcg@10"].max(), color="grey", linestyle="--", label="MF best")
     loss_ax.set(xlabel="epoch", ylabel="BPR loss per triple", title="training loss", yscale="log")
-    ndcg_ax.set(xlabel="epoch (0 = initialisation)", ylabel="validation NDCG@10", title="validation (sampled)")
+    ndcg_ax.set(xlabel="epoch", ylabel="validation NDCG@10", title="validation (sampled negatives)")
     loss_ax.legend()
     ndcg_ax.legend()
     fig.tight_layout()
