@@ -68,6 +68,7 @@ class TrainingParams(_Group):
 class PretrainParams(_Group):
     embedding_size: int = Field(ge=1)
     reg_embedding: float = Field(ge=0)
+    init_std: float = Field(0.01, gt=0)
     training: TrainingParams
 
 

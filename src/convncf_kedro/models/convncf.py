@@ -57,10 +57,8 @@ class ConvNCF(nn.Module):
         self.channels, self.kernel_sizes, self.dropout_rate = channels, kernel_sizes, dropout
         self.reg_embedding, self.reg_conv, self.reg_out = reg_embedding, reg_conv, reg_out
 
-        self.user_embedding = nn.Embedding(n_users, embedding_size)  # P: (n_users, d)
-        self.item_embedding = nn.Embedding(n_items, embedding_size)  # Q: (n_items, d)
-        nn.init.normal_(self.user_embedding.weight, std=0.01)
-        nn.init.normal_(self.item_embedding.weight, std=0.01)
+        self.user_embedding = nn.Embedding(n_users, embedding_size)  # P: (n_users, d), then init_from_mf
+        self.item_embedding = nn.Embedding(n_items, embedding_size)  # Q: (n_items, d), then init_from_mf
         self.conv_layers = nn.ModuleList(
             nn.Conv2d(1 if i == 0 else channels, channels, kernel_size=k, stride=k)
             for i, k in enumerate(kernel_sizes)

@@ -11,20 +11,22 @@ from .convncf import ConvNCFBPRLoss
 class MF(nn.Module):
     """score(u, i) = p_u · q_i, with L2 on the embeddings a batch touches."""
 
-    def __init__(self, n_users: int, n_items: int, embedding_size: int = 64, reg_embedding: float = 0.0):
+    def __init__(
+        self, n_users: int, n_items: int, embedding_size: int = 64, reg_embedding: float = 0.0, init_std: float = 0.01
+    ):
         super().__init__()
         self.n_users, self.n_items, self.embedding_size = n_users, n_items, embedding_size
-        self.reg_embedding = reg_embedding
+        self.reg_embedding, self.init_std = reg_embedding, init_std
         self.user_embedding = nn.Embedding(n_users, embedding_size)  # P: (n_users, d)
         self.item_embedding = nn.Embedding(n_items, embedding_size)  # Q: (n_items, d)
-        nn.init.normal_(self.user_embedding.weight, std=0.01)
-        nn.init.normal_(self.item_embedding.weight, std=0.01)
+        nn.init.normal_(self.user_embedding.weight, std=init_std)
+        nn.init.normal_(self.item_embedding.weight, std=init_std)
         self.loss = ConvNCFBPRLoss()
 
     def hyperparameters(self) -> dict:
         return {
             "n_users": self.n_users, "n_items": self.n_items,
-            "embedding_size": self.embedding_size, "reg_embedding": self.reg_embedding,
+            "embedding_size": self.embedding_size, "reg_embedding": self.reg_embedding, "init_std": self.init_std,
         }
 
     def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:

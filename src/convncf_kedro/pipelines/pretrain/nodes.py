@@ -23,5 +23,5 @@ def train_mf(
     p = parse_params(PretrainParams, params, "pretrain")
     seed_everything(p.training.seed)
     n_users, n_items = train_matrix.shape
-    model = MF(n_users, n_items, p.embedding_size, p.reg_embedding)
+    model = MF(n_users, n_items, p.embedding_size, p.reg_embedding, p.init_std)
     yield from train_stage("pretrain", model, train_matrix, valid, valid_negatives, resume_checkpoint, p.training)
