@@ -5,7 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from convncf_kedro.ranking.metrics import full_ranking_metrics, rank_among_negatives, sampled_metrics
+from convncf_kedro.ranking.metrics import (
+    full_ranking_metrics,
+    rank_among_negatives,
+    sampled_metrics,
+)
 
 
 def test_ties_count_against_the_held_out_item():

@@ -12,7 +12,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +24,6 @@ from torch import nn
 from convncf_kedro.models.scoring import autocast, pair_scorer
 from convncf_kedro.ranking.sampled import evaluate_sampled
 
-from . import runtime
 from .sampler import sample_triples
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,13 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import evaluate_model, metrics_table, plot_metrics_at_k, plot_training_curves, write_report
+from .nodes import (
+    evaluate_model,
+    metrics_table,
+    plot_metrics_at_k,
+    plot_training_curves,
+    write_report,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
