@@ -28,7 +28,7 @@ EPOCHS = 8
 
 # Every setting starts from BASE (pinned here, so the sweep does not drift when conf/base changes)
 BASE: dict = {
-    "channels": 32, "kernel_sizes": None, "dropout": 0.0, "tower_init": "mf_identity",
+    "channels": 32, "kernel_sizes": None, "dropout": 0.0, "tower_init": "mf_identity", "reg_anchor": "zero",
     "reg_embedding": 0.0001, "reg_conv": 0.0001, "reg_out": 0.0001,
     "training": {"batch_size": 256, "optimizer": "adagrad", "warmup_steps": 0, "precision": "bf16", "seed": 2018},
 }
@@ -51,6 +51,14 @@ CONFIGS: dict[str, dict] = {
     "identity, Adagrad emb 0.001 / tower 0.001": {"training": {"lr_embedding": 0.001, "lr_tower": 0.001}},
     "identity, Adagrad emb 0.001 / tower 0.0001": {"training": {"lr_embedding": 0.001, "lr_tower": 0.0001}},
     "identity, Adagrad 0.01, fp32": {"training": {"lr_embedding": 0.01, "lr_tower": 0.01, "precision": "fp32"}},
+    "identity, L2-SP 1 / 1 towards the initial tower, Adagrad emb 0.001 / tower 0.01, warm-up 400": {
+        "reg_anchor": "init", "reg_conv": 1.0, "reg_out": 1.0,
+        "training": {"lr_embedding": 0.001, "lr_tower": 0.01, "warmup_steps": 400},
+    },
+    "identity, L2-SP 10 / 10 towards the initial tower, Adagrad 0.01, warm-up 400": {
+        "reg_anchor": "init", "reg_conv": 10.0, "reg_out": 10.0,
+        "training": {"lr_embedding": 0.01, "lr_tower": 0.01, "warmup_steps": 400},
+    },
     "identity, Adagrad emb 0.001 / tower 0.0001, warm-up 400 steps, 20 epochs": {
         "training": {"lr_embedding": 0.001, "lr_tower": 0.0001, "warmup_steps": 400, "epochs": 20, "patience": 20},
     },

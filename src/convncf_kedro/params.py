@@ -79,6 +79,7 @@ class ConvNCFParams(_Group):
     reg_embedding: float = Field(ge=0)
     reg_conv: float = Field(ge=0)
     reg_out: float = Field(ge=0)
+    reg_anchor: Literal["zero", "init"] = "zero"
     tower_init: Literal["mf_identity", "random"]
     training: TrainingParams
 

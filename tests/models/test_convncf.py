@@ -108,3 +108,17 @@ def test_saved_model_rebuilds_with_the_same_scores():
     saved = {"model_class": "ConvNCF", "hyperparameters": model.hyperparameters(), "state_dict": model.state_dict()}
     user, item = pairs()
     torch.testing.assert_close(build_model(saved)(user, item), model.eval()(user, item))
+
+
+def test_l2_towards_the_initial_tower_is_zero_at_the_start_and_grows_with_distance():
+    mf = MF(40, 50, 16)
+    model = ConvNCF(40, 50, 16, 8, reg_embedding=0.0, reg_conv=2.0, reg_out=3.0, reg_anchor="init")
+    model.init_from_mf(mf.user_embedding.weight, mf.item_embedding.weight, "mf_identity")
+    user, item = pairs(4)
+    assert model.reg_loss(user, item, item).item() == 0.0
+    with torch.no_grad():
+        model.conv_layers[1].weight[2, 3, 0, 1] += 0.5
+        model.predict_layer.weight[0, 5] -= 0.1
+    assert model.reg_loss(user, item, item).item() == pytest.approx(2.0 * 0.25 + 3.0 * 0.01, rel=1e-5)
+    saved = {"model_class": "ConvNCF", "hyperparameters": model.hyperparameters(), "state_dict": model.state_dict()}
+    assert torch.equal(build_model(saved).conv_anchor_1, model.conv_anchor_1)  # anchors travel with the model

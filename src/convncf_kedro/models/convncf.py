@@ -45,8 +45,11 @@ class ConvNCF(nn.Module):
         reg_embedding: float = 0.0,
         reg_conv: float = 0.0,
         reg_out: float = 0.0,
+        reg_anchor: str = "zero",
     ):
         super().__init__()
+        if reg_anchor not in ("zero", "init"):
+            raise ValueError(f"reg_anchor must be 'zero' or 'init', not '{reg_anchor}'")
         kernel_sizes = list(kernel_sizes or default_kernel_sizes(embedding_size))
         if math.prod(kernel_sizes) != embedding_size:
             raise ValueError(
@@ -56,6 +59,7 @@ class ConvNCF(nn.Module):
         self.n_users, self.n_items, self.embedding_size = n_users, n_items, embedding_size
         self.channels, self.kernel_sizes, self.dropout_rate = channels, kernel_sizes, dropout
         self.reg_embedding, self.reg_conv, self.reg_out = reg_embedding, reg_conv, reg_out
+        self.reg_anchor = reg_anchor
 
         self.user_embedding = nn.Embedding(n_users, embedding_size)  # P: (n_users, d), then init_from_mf
         self.item_embedding = nn.Embedding(n_items, embedding_size)  # Q: (n_items, d), then init_from_mf
@@ -65,6 +69,10 @@ class ConvNCF(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
         self.predict_layer = nn.Linear(channels, 1)
+        if reg_anchor == "init":  # the tower's initial weights, which its L2 terms pull towards
+            for index, conv in enumerate(self.conv_layers):
+                self.register_buffer(f"conv_anchor_{index}", torch.zeros_like(conv.weight))
+            self.register_buffer("predict_anchor", torch.zeros_like(self.predict_layer.weight))
         # E (B, d, d) viewed as (B, i_L, …, i_1, j_L, …, j_1) and permuted to (B, i_L, j_L, …, i_1, j_1)
         # is the map in patch order: layer l's k_l×k_l children of a cell are contiguous
         n = len(kernel_sizes)
@@ -77,6 +85,7 @@ class ConvNCF(nn.Module):
             "n_users": self.n_users, "n_items": self.n_items, "embedding_size": self.embedding_size,
             "channels": self.channels, "kernel_sizes": self.kernel_sizes, "dropout": self.dropout_rate,
             "reg_embedding": self.reg_embedding, "reg_conv": self.reg_conv, "reg_out": self.reg_out,
+            "reg_anchor": self.reg_anchor,
         }
 
     # --- scoring -------------------------------------------------------------------------------
@@ -110,11 +119,19 @@ class ConvNCF(nn.Module):
 
     # --- training ------------------------------------------------------------------------------
     def reg_loss(self, user: torch.Tensor, pos_item: torch.Tensor, neg_item: torch.Tensor) -> torch.Tensor:
-        """L2 as in the authors' code: batch embeddings, conv weights and output weights, each its own weight."""
+        """L2 as in the authors' code: batch embeddings, conv weights and output weights, each its own weight.
+
+        With ``reg_anchor='init'`` the tower's terms measure the distance from its initial weights
+        instead of from zero (L2-SP): with the MF-identity start, strong L2 then keeps MF's path intact.
+        """
         embeddings = (self.user_embedding(user), self.item_embedding(pos_item), self.item_embedding(neg_item))
         loss = self.reg_embedding * sum(e.pow(2).sum() for e in embeddings)
-        loss = loss + self.reg_conv * sum(conv.weight.pow(2).sum() for conv in self.conv_layers)
-        return loss + self.reg_out * self.predict_layer.weight.pow(2).sum()
+        anchored = self.reg_anchor == "init"
+        for index, conv in enumerate(self.conv_layers):
+            anchor = getattr(self, f"conv_anchor_{index}") if anchored else 0.0
+            loss = loss + self.reg_conv * (conv.weight - anchor).pow(2).sum()
+        anchor = self.predict_anchor if anchored else 0.0
+        return loss + self.reg_out * (self.predict_layer.weight - anchor).pow(2).sum()
 
     def calculate_loss(self, interaction: dict[str, torch.Tensor]) -> torch.Tensor:
         user, pos_item, neg_item = interaction["user"], interaction["item"], interaction["neg_item"]
@@ -142,10 +159,17 @@ class ConvNCF(nn.Module):
             )
         self.user_embedding.weight.copy_(user_weight)
         self.item_embedding.weight.copy_(item_weight)
-        if tower_init == "random":
-            return
-        if tower_init != "mf_identity":
+        if tower_init not in ("random", "mf_identity"):
             raise ValueError(f"unknown tower_init '{tower_init}' (use 'mf_identity' or 'random')")
+        if tower_init == "mf_identity":
+            self._set_identity_tower()
+        if self.reg_anchor == "init":
+            for index, conv in enumerate(self.conv_layers):
+                getattr(self, f"conv_anchor_{index}").copy_(conv.weight)
+            self.predict_anchor.copy_(self.predict_layer.weight)
+
+    @torch.no_grad()
+    def _set_identity_tower(self) -> None:
         if self.channels < 2:
             raise ValueError("tower_init 'mf_identity' needs at least 2 channels")
         for index, conv in enumerate(self.conv_layers):

@@ -26,7 +26,7 @@ def train_convncf(
     n_users, n_items = train_matrix.shape
     model = ConvNCF(
         n_users, n_items, mf_model["hyperparameters"]["embedding_size"], p.channels, p.kernel_sizes,
-        p.dropout, p.reg_embedding, p.reg_conv, p.reg_out,
+        p.dropout, p.reg_embedding, p.reg_conv, p.reg_out, p.reg_anchor,
     )
     model.init_from_mf(
         mf_model["state_dict"]["user_embedding.weight"], mf_model["state_dict"]["item_embedding.weight"], p.tower_init
