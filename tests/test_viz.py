@@ -41,6 +41,8 @@ def test_build_lists_every_pipeline_with_layers(viz_build):
 
 @pytest.mark.skipif(CHROMIUM is None and os.environ.get("CI") != "true", reason="Debian's chromium is not installed")
 def test_train_pipeline_renders_in_a_real_browser(viz_build, tmp_path):
+    if CHROMIUM is None:
+        pytest.fail("Debian's chromium is required in CI (.ci/run installs it with apt-get)")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(viz_build))
     handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
