@@ -4,34 +4,49 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
 from torch import nn
 
-from convncf_kedro.errors import ParameterError
 from convncf_kedro.params import TrainingParams
 from convncf_kedro.ranking.sampled import candidate_matrix
 
 from . import runtime
 from .loop import TrainSettings, fit
 
+logger = logging.getLogger(__name__)
+
 # Changing these does not change what each epoch does, so a checkpoint made with other values still
 # resumes (raising `epochs` or `patience` continues a finished run).
 _RUN_ONLY = {"resume", "device", "threads", "log_every_seconds", "eval_batch_pairs", "epochs", "patience"}
 
 
-def fingerprint(model: nn.Module, training: TrainingParams, train_matrix: sp.csr_matrix) -> str:
+def fingerprint(
+    model: nn.Module, training: TrainingParams, train_matrix: sp.csr_matrix, valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame,
+) -> str:
+    """What a checkpoint must share with this run to be resumed: the model, its starting weights (so a
+    retrained MF invalidates ConvNCF's checkpoint), the training settings, and the data's content."""
+    digest = hashlib.sha256()
     described = {
         "model": type(model).__name__,
         "hyperparameters": model.hyperparameters(),
         "training": training.model_dump(exclude=_RUN_ONLY),
-        "train_matrix": [*train_matrix.shape, int(train_matrix.nnz)],
     }
-    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
+    digest.update(json.dumps(described, sort_keys=True).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    for array in (train_matrix.indptr, train_matrix.indices, valid[["user", "item"]].to_numpy(),
+                  valid_negatives[["user", "item"]].to_numpy()):
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def train_stage(
@@ -46,12 +61,14 @@ def train_stage(
     """Yield ``(checkpoint, best_model, history)`` after every epoch, for Kedro to save each time."""
     device = runtime.resolve_device(training.device)
     runtime.configure(training.threads, device)
-    stamp = fingerprint(model, training, train_matrix)
-    if resume_checkpoint is not None and training.resume and resume_checkpoint.get("fingerprint") != stamp:
-        raise ParameterError(
-            f"{name}.training.resume",
-            "the last checkpoint was trained with other parameters or data; set it to false to start over",
+    stamp = fingerprint(model, training, train_matrix, valid, valid_negatives)
+    resume_from = resume_checkpoint if training.resume else None
+    if resume_from is not None and resume_from.get("fingerprint") != stamp:
+        logger.warning(
+            "%s: the last checkpoint was trained with other parameters, data or starting weights; starting over",
+            name,
         )
+        resume_from = None
     settings = TrainSettings(
         name=name, epochs=training.epochs, batch_size=training.batch_size, optimizer=training.optimizer,
         lr_embedding=training.lr_embedding, lr_tower=training.lr_tower or training.lr_embedding,
@@ -62,7 +79,6 @@ def train_stage(
         log_every_seconds=training.log_every_seconds,
     )
     valid_users, valid_items = candidate_matrix(valid, valid_negatives)
-    resume_from = resume_checkpoint if training.resume else None
     for checkpoint in fit(model, train_matrix, valid_users, valid_items, settings, device, resume_from):
         best = checkpoint["best"]
         best_model = {

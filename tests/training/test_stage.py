@@ -1,0 +1,45 @@
+"""Which checkpoints a training stage resumes from."""
+
+import numpy as np
+import pandas as pd
+import torch
+
+from convncf_kedro.interactions.prepare import positives_matrix
+from convncf_kedro.models import MF
+from convncf_kedro.params import TrainingParams
+from convncf_kedro.training.stage import fingerprint, train_stage
+
+TRAINING = TrainingParams(epochs=2, batch_size=64, optimizer="adagrad", lr_embedding=0.05, patience=5, threads=1)
+
+
+def tiny_data():
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"user": rng.integers(0, 20, 300), "item": rng.integers(0, 30, 300)}).drop_duplicates()
+    matrix = positives_matrix([train], 20, 30)
+    valid = pd.DataFrame({"user": np.arange(20), "item": np.full(20, 29)})
+    negatives = pd.DataFrame({"user": np.repeat(np.arange(20), 3), "item": np.tile([26, 27, 28], 20)})
+    return matrix, valid, negatives
+
+
+def model(seed=0):
+    torch.manual_seed(seed)
+    return MF(20, 30, 8)
+
+
+def test_a_matching_checkpoint_is_resumed_and_a_stale_one_is_not():
+    matrix, valid, negatives = tiny_data()
+    first_epoch, *_ = next(train_stage("mf", model(), matrix, valid, negatives, None, TRAINING))
+    resumed = [c["epoch"] for c, _, _ in train_stage("mf", model(), matrix, valid, negatives, first_epoch, TRAINING)]
+    assert resumed == [2]
+    stale = {**first_epoch, "fingerprint": "made-elsewhere"}
+    restarted = [c["epoch"] for c, _, _ in train_stage("mf", model(), matrix, valid, negatives, stale, TRAINING)]
+    assert restarted == [1, 2]
+
+
+def test_fingerprint_follows_starting_weights_and_data_not_run_settings():
+    matrix, valid, negatives = tiny_data()
+    base = fingerprint(model(), TRAINING, matrix, valid, negatives)
+    assert fingerprint(model(), TRAINING.model_copy(update={"epochs": 9, "threads": 2}), matrix, valid, negatives) == base
+    assert fingerprint(model(seed=1), TRAINING, matrix, valid, negatives) != base  # e.g. a retrained MF
+    other_valid = valid.assign(item=28)
+    assert fingerprint(model(), TRAINING, matrix, other_valid, negatives) != base
