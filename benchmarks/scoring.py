@@ -33,7 +33,7 @@ from convncf_kedro.models import ConvNCF  # noqa: E402
 from convncf_kedro.models.scoring import pair_scorer  # noqa: E402
 from convncf_kedro.ranking.full import top_k_unseen  # noqa: E402
 from convncf_kedro.serving.onnx_export import export_onnx  # noqa: E402
-from convncf_kedro.serving.onnx_scoring import create_session, onnx_block_scorer  # noqa: E402
+from convncf_kedro.serving.onnx_scoring import create_session, onnx_block_scorer, onnx_pair_scorer  # noqa: E402
 from convncf_kedro.training import runtime  # noqa: E402
 
 FLOP_PER_PAIR = 2 * 1_531_936
@@ -62,14 +62,6 @@ def rate(score, n_pairs: int) -> float:
     start = time.perf_counter()
     score(users, items)
     return n_pairs / (time.perf_counter() - start)
-
-
-def onnx_pair_scorer(session, batch_pairs: int):
-    def score(users, items):
-        for s in range(0, len(users), batch_pairs):
-            session.run(["score"], {"user": users[s:s + batch_pairs].astype(np.int64),
-                                    "item": items[s:s + batch_pairs].astype(np.int64)})
-    return score
 
 
 def seen_matrix(n_items: int) -> sp.csr_matrix:

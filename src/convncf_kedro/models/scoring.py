@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from convncf_kedro.ranking.full import block_of_pairs
+
 from .mf import MF
 
 
@@ -50,7 +52,4 @@ def block_scorer(
                 return model.score_items(u, i).cpu().numpy()
 
         return score_mf
-    score_pairs = pair_scorer(model, device, precision, batch_pairs)
-    return lambda users, items: score_pairs(np.repeat(users, len(items)), np.tile(items, len(users))).reshape(
-        len(users), len(items)
-    )
+    return block_of_pairs(pair_scorer(model, device, precision, batch_pairs))

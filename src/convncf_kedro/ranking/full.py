@@ -16,6 +16,18 @@ import scipy.sparse as sp
 logger = logging.getLogger(__name__)
 
 ScoreBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (users (U,), items (I,)) → scores (U, I)
+ScorePairs = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (users (P,), items (P,)) → scores (P,)
+
+
+def block_of_pairs(score_pairs: ScorePairs) -> ScoreBlock:
+    """Score a users × items block through a pair scorer: every user repeated against every item."""
+
+    def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        pair_users = np.repeat(users.astype(np.int64), len(items))
+        pair_items = np.tile(items.astype(np.int64), len(users))
+        return score_pairs(pair_users, pair_items).reshape(len(users), len(items))
+
+    return score
 
 
 def top_k_unseen(
@@ -59,8 +71,7 @@ def top_k_unseen(
                 logger.info("%s: %d%% of %s pairs, %s pairs/s, ETA %.0f s", label, 100 * done_pairs // total_pairs,
                             f"{total_pairs:,}", f"{rate:,.0f}", (total_pairs - done_pairs) / rate)
                 last_log = now
-    best_items_empty = ~np.isfinite(top_scores)
-    top_items[best_items_empty] = -1
+    top_items[~np.isfinite(top_scores)] = -1  # places filled only by masked (seen) items
     return top_items, top_scores
 
 

@@ -22,7 +22,7 @@ import onnxruntime as ort
 import pandas as pd
 import scipy.sparse as sp
 
-from convncf_kedro.ranking.full import top_k_unseen
+from convncf_kedro.ranking.full import block_of_pairs, top_k_unseen
 
 logger = logging.getLogger(__name__)
 
@@ -93,19 +93,23 @@ def check_id_maps(session: ort.InferenceSession, user_map: pd.DataFrame, item_ma
         )
 
 
-def onnx_block_scorer(session: ort.InferenceSession, batch_pairs: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """(users (U,), items (I,)) → (U, I) scores, ``batch_pairs`` pairs per session.run."""
+def onnx_pair_scorer(session: ort.InferenceSession, batch_pairs: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """(users (P,), items (P,)) → (P,) scores, ``batch_pairs`` pairs per session.run."""
 
     def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        pair_users = np.repeat(users.astype(np.int64), len(items))
-        pair_items = np.tile(items.astype(np.int64), len(users))
-        out = np.empty(len(pair_users), dtype=np.float32)
+        out = np.empty(len(users), dtype=np.float32)
         for start in range(0, len(out), batch_pairs):
-            feed = {"user": pair_users[start:start + batch_pairs], "item": pair_items[start:start + batch_pairs]}
+            feed = {"user": users[start:start + batch_pairs].astype(np.int64),
+                    "item": items[start:start + batch_pairs].astype(np.int64)}
             out[start:start + batch_pairs] = session.run(["score"], feed)[0]
-        return out.reshape(len(users), len(items))
+        return out
 
     return score
+
+
+def onnx_block_scorer(session: ort.InferenceSession, batch_pairs: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """(users (U,), items (I,)) → (U, I) scores, ``batch_pairs`` pairs per session.run."""
+    return block_of_pairs(onnx_pair_scorer(session, batch_pairs))
 
 
 def recommend(
