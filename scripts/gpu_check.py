@@ -17,31 +17,26 @@ import time
 import numpy as np
 import torch
 
-from convncf_kedro.models import ConvNCF
+from convncf_kedro.models import ConvNCF, ConvNCFConfig
+from convncf_kedro.params import PhaseParams
 from convncf_kedro.serving.onnx_export import export_onnx
 from convncf_kedro.serving.onnx_scoring import CUDA, create_session, onnx_block_scorer
-from convncf_kedro.training.loop import TrainSettings, _build_optimizers
+from convncf_kedro.training.loop import optimisers_for, train_step
 
 N_USERS, N_ITEMS = 943, 1682
 
 
 def train_rate(device: torch.device, steps: int, batch: int, precision: str) -> float:
     torch.manual_seed(0)
-    model = ConvNCF(N_USERS, N_ITEMS, 64, 32, reg_embedding=1e-4, reg_conv=1e-4, reg_out=1e-4).to(device)
-    settings = TrainSettings("gpu", 1, batch, "adagrad", 0.01, 0.01, 0, 1, "ndcg@10", (10,), 512, 0, precision, 60)
-    optimizers = _build_optimizers(model, settings)
+    config = ConvNCFConfig(N_USERS, N_ITEMS, 64, 32, reg_embedding=1e-4, reg_conv=1e-4, reg_out=1e-4)
+    model = ConvNCF(config).to(device)
+    optimisers = optimisers_for(model, PhaseParams(lr_embedding=0.01, lr_tower=0.01))
     generator = torch.Generator(device="cpu").manual_seed(0)
 
     def step() -> None:
         batch_ids = {k: torch.randint(0, n, (batch,), generator=generator).to(device)
                      for k, n in (("user", N_USERS), ("item", N_ITEMS), ("neg_item", N_ITEMS))}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = model.calculate_loss(batch_ids)
-        for o in optimizers:
-            o.zero_grad(set_to_none=True)
-        loss.backward()
-        for o in optimizers:
-            o.step()
+        train_step(model, optimisers, batch_ids, precision)
 
     for _ in range(10):
         step()
@@ -66,7 +61,7 @@ def main(out_path: str | None = None) -> int:
     summary["train_triples_per_s_cpu_fp32_batch256"] = round(train_rate(torch.device("cpu"), 30, 256, "fp32"))
 
     torch.manual_seed(0)
-    model = ConvNCF(N_USERS, N_ITEMS, 64, 32)
+    model = ConvNCF(ConvNCFConfig(N_USERS, N_ITEMS, 64, 32))
     torch.nn.init.normal_(model.user_embedding.weight, std=0.3)
     torch.nn.init.normal_(model.item_embedding.weight, std=0.3)
     proto = export_onnx(model.eval(), 18, {"id_maps_sha256": "gpu-check"}).SerializeToString()

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -71,6 +75,26 @@ class KedroProject:
             project_path=self.root, conf_source=str(self.root / "conf"), runtime_params=params or {}
         ) as session:
             return session.run(pipeline_names=[pipeline])
+
+    def kill_9_after_epoch(self, pipeline: str, cli_params: str, checkpoint: str, epoch: int) -> int:
+        """Run `kedro run` in a subprocess, SIGKILL it once ``checkpoint`` holds ``epoch``; the epoch it holds then."""
+        import torch
+
+        path = self.root / checkpoint
+        path.unlink(missing_ok=True)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "kedro", "run", "--pipeline", pipeline, "--params", cli_params],
+            cwd=self.root, env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and run.poll() is None:
+            if path.exists() and torch.load(path, weights_only=True)["epoch"] >= epoch:
+                break
+            time.sleep(0.05)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        return torch.load(path, weights_only=True)["epoch"]
 
     def catalog(self):
         from kedro.framework.session import KedroSession

@@ -17,7 +17,7 @@ def test_runtime_params_keep_the_rest_of_a_group_even_with_local_overrides(kedro
     project = kedro_project("ml-100k-ncf")  # writes conf/local/parameters_ingestion.yml
     params = loaded_parameters(project, {"pretrain": {"training": {"epochs": 2}}, "ingestion": {"n_negatives": 50}})
     assert params["pretrain"]["training"]["epochs"] == 2
-    assert params["pretrain"]["training"]["optimizer"] == "adagrad"  # from conf/base
+    assert params["pretrain"]["training"]["patience"] == 20  # from conf/base
     assert params["ingestion"]["format"] == "ncf"  # from conf/local
     assert params["ingestion"]["n_negatives"] == 50
     validate_parameters(params)
@@ -29,10 +29,14 @@ def test_runtime_params_keep_the_rest_of_a_group_even_with_local_overrides(kedro
         ({"pretrain": {"training": {"epochs": -1}}}, "pretrain.training.epochs"),
         ({"pretrain": {"embedding_size": 48}}, "pretrain.embedding_size"),
         ({"convncf": {"kernel_sizes": [4, 4]}}, "convncf.kernel_sizes"),
-        ({"convncf": {"training": {"optimizer": "sgd"}}}, "convncf.training.optimizer"),
+        ({"convncf": {"recipes": {"authors": {"phases": [{"optimizer": "sgd", "lr_embedding": 1}]}}}},
+         "convncf.recipes.authors.phases.0.optimizer"),
+        ({"convncf": {"recipes": {"residual": {"phases": [{"lr_embedding": 0.1, "epochs": 3}]}}}},
+         "convncf.recipes.residual.phases"),
+        ({"convncf": {"recipe": "paper"}}, "convncf.recipe"),
         ({"ingestion": {"format": "parquet"}}, "ingestion.format"),
         ({"evaluation": {"ks": [5, 200]}}, "evaluation.ks"),
-        ({"convncf": {"dropout": 1.5}}, "convncf.dropout"),
+        ({"convncf": {"recipes": {"authors": {"dropout": 1.5}}}}, "convncf.recipes.authors.dropout"),
         ({"pretrain": {"training": {"epochz": 3}}}, "pretrain.training.epochz"),
     ],
 )
@@ -40,6 +44,11 @@ def test_invalid_values_are_named_before_any_work(kedro_project, change, paramet
     project = kedro_project()
     with pytest.raises(ParameterError, match=rf"parameter '{parameter}'"):
         validate_parameters(loaded_parameters(project, change))
+
+
+def test_an_unknown_recipe_is_named_with_the_allowed_ones(kedro_project):
+    with pytest.raises(ParameterError, match=r"'paper' is not one of the recipes: authors, mf_identity, residual"):
+        validate_parameters(loaded_parameters(kedro_project(), {"convncf": {"recipe": "paper"}}))
 
 
 def test_a_run_with_a_bad_value_fails_at_the_start(kedro_project):

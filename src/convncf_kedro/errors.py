@@ -24,3 +24,7 @@ class ParameterError(ValueError):
     def __init__(self, name: str, problem: str):
         super().__init__(f"parameter '{name}': {problem}")
         self.name = name
+
+
+class StaleModelError(ValueError):
+    """A saved model was trained on another split than the one the current run reads."""

@@ -9,7 +9,15 @@ from __future__ import annotations
 import math
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from convncf_kedro.errors import ParameterError
 
@@ -47,13 +55,30 @@ class IngestionParams(_Group):
     seed: int = 2018
 
 
-class TrainingParams(_Group):
-    epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
-    optimizer: Literal["adagrad", "adam"]
-    lr_embedding: float = Field(gt=0)
-    lr_tower: float | None = Field(None, gt=0)
+class PhaseParams(_Group):
+    """A stretch of training with fresh optimisers (the authors' first epoch, a frozen-embedding start)."""
+
+    epochs: int | None = Field(None, ge=1)  # None: the rest of training (the last phase)
+    optimizer: Literal["adagrad", "adam"] = "adagrad"
+    adagrad_initial_accumulator: float = Field(0.0, ge=0)
+    lr_embedding: float = Field(ge=0)  # 0 freezes the embeddings
+    lr_tower: float = Field(0.0, ge=0)  # 0 freezes the tower (MF has none)
     warmup_steps: int = Field(0, ge=0)
+    regularised: bool = True  # False: BPR alone, no L2 (the authors' first epoch)
+
+
+def _check_phases(phases: list[PhaseParams]) -> list[PhaseParams]:
+    if any(phase.epochs is None for phase in phases[:-1]):
+        raise ValueError("every phase but the last needs `epochs`")
+    if phases[-1].epochs is not None:
+        raise ValueError("the last phase runs until training ends: leave its `epochs` out")
+    return phases
+
+
+class TrainingParams(_Group):
+    """The budget and how a run executes; what is optimised how is in ``phases``."""
+
+    epochs: int = Field(ge=1)
     patience: int = Field(ge=1)
     selection_metric: str = Field("ndcg@10", pattern=r"^(hr|ndcg|mrr)@[1-9][0-9]*$")
     eval_batch_pairs: int = Field(65536, ge=1)
@@ -69,19 +94,52 @@ class PretrainParams(_Group):
     embedding_size: int = Field(ge=1)
     reg_embedding: float = Field(ge=0)
     init_std: float = Field(0.01, gt=0)
+    batch_size: int = Field(ge=1)
+    phases: list[PhaseParams] = Field(min_length=1)
     training: TrainingParams
+
+    _phases = field_validator("phases")(_check_phases)
+
+
+class RecipeParams(_Group):
+    """One way to train ConvNCF: its tower's start, its L2 weights and its phases."""
+
+    tower_init: Literal["truncated_normal", "mf_identity"]
+    residual: bool = False
+    dropout: float = Field(0.0, ge=0, lt=1)
+    reg_embedding: float = Field(ge=0)
+    reg_conv: float = Field(ge=0)
+    reg_out: float = Field(ge=0)
+    batch_size: int = Field(ge=1)
+    phases: list[PhaseParams] = Field(min_length=1)
+
+    _phases = field_validator("phases")(_check_phases)
+
+    @model_validator(mode="after")
+    def _identity_is_not_residual(self) -> RecipeParams:
+        if self.residual and self.tower_init == "mf_identity":
+            raise ValueError("tower_init 'mf_identity' with residual: true would count MF's score twice")
+        return self
 
 
 class ConvNCFParams(_Group):
     channels: int = Field(ge=1)
     kernel_sizes: list[int] | None = None
-    dropout: float = Field(0.0, ge=0, lt=1)
-    reg_embedding: float = Field(ge=0)
-    reg_conv: float = Field(ge=0)
-    reg_out: float = Field(ge=0)
-    reg_anchor: Literal["zero", "init"] = "zero"
-    tower_init: Literal["mf_identity", "random"]
+    recipes: dict[str, RecipeParams] = Field(min_length=1)
+    recipe: str
     training: TrainingParams
+
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, recipe: str, info: ValidationInfo) -> str:
+        known = sorted(info.data.get("recipes") or {})
+        if known and recipe not in known:
+            raise ValueError(f"'{recipe}' is not one of the recipes: {', '.join(known)}")
+        return recipe
+
+    @property
+    def chosen(self) -> RecipeParams:
+        return self.recipes[self.recipe]
 
 
 class EvaluationParams(_Group):

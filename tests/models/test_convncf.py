@@ -1,19 +1,40 @@
-"""The ConvNCF module: tower shapes, the patch-GEMM tower against nn.Conv2d, loss, gradients, MF init."""
+"""The models: tower shapes, the patch-GEMM tower against nn.Conv2d, loss, gradients, starts, saved form."""
 
 import math
 
 import pytest
 import torch
 
-from convncf_kedro.models import MF, ConvNCF, ConvNCFBPRLoss, build_model
+from convncf_kedro.models import (
+    MF,
+    ConvNCF,
+    ConvNCFBPRLoss,
+    ConvNCFConfig,
+    MFConfig,
+    Phase,
+    load_model,
+    saved_info,
+)
+
+
+def config(d=64, channels=32, kernel_sizes=None, **kwargs) -> ConvNCFConfig:
+    return ConvNCFConfig(40, 50, d, channels, kernel_sizes, **kwargs)
 
 
 def random_model(d=64, channels=32, kernel_sizes=None, **kwargs) -> ConvNCF:
     torch.manual_seed(0)
-    model = ConvNCF(40, 50, d, channels, kernel_sizes, **kwargs)
+    model = ConvNCF(config(d, channels, kernel_sizes, **kwargs))
     torch.nn.init.normal_(model.user_embedding.weight)  # unit-scale maps, so differences are visible
     torch.nn.init.normal_(model.item_embedding.weight)
     return model
+
+
+def trained_mf(d=64) -> MF:
+    torch.manual_seed(1)
+    mf = MF(MFConfig(40, 50, d))
+    torch.nn.init.normal_(mf.user_embedding.weight)
+    torch.nn.init.normal_(mf.item_embedding.weight)
+    return mf
 
 
 def pairs(n=64):
@@ -23,7 +44,7 @@ def pairs(n=64):
 
 @pytest.mark.parametrize("d", [4, 8, 16, 32, 64, 128])
 def test_paper_tower_halves_the_map_down_to_one_cell(d):
-    model = ConvNCF(10, 20, d, channels=32)
+    model = ConvNCF(ConvNCFConfig(10, 20, d, channels=32))
     layers = list(model.conv_layers)
     assert len(layers) == int(math.log2(d))
     assert all(layer.kernel_size == (2, 2) and layer.stride == (2, 2) for layer in layers)
@@ -35,18 +56,20 @@ def test_paper_tower_halves_the_map_down_to_one_cell(d):
     assert sum(p.numel() for p in model.parameters()) == expected
 
 
-@pytest.mark.parametrize("kernel_sizes", [None, [4, 4, 2, 2], [2, 4, 8], [8, 8]])
-def test_patch_gemm_tower_equals_the_conv2d_tower(kernel_sizes):
-    model = random_model(kernel_sizes=kernel_sizes)
+@pytest.mark.parametrize("kernel_sizes", [None, (4, 4, 2, 2), (2, 4, 8), (8, 8)])
+@pytest.mark.parametrize("residual", [False, True])
+def test_patch_gemm_tower_equals_the_conv2d_tower(kernel_sizes, residual):
+    model = random_model(kernel_sizes=kernel_sizes, residual=residual)
     user, item = pairs()
     scores = model(user, item)
     assert scores.shape == (64,)
-    torch.testing.assert_close(scores, model.forward_conv2d(user, item), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(scores, model.forward_conv2d(user, item), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(scores, model.exportable()(user, item), rtol=1e-5, atol=1e-4)
 
 
 def test_kernel_sizes_must_reduce_the_map_to_one_cell():
     with pytest.raises(ValueError, match=r"product must be 64"):
-        ConvNCF(10, 20, 64, 32, kernel_sizes=[2, 2, 2])
+        ConvNCFConfig(10, 20, 64, 32, kernel_sizes=(2, 2, 2))
 
 
 def test_bpr_loss_is_the_sum_of_softplus_of_negative_margins():
@@ -56,22 +79,23 @@ def test_bpr_loss_is_the_sum_of_softplus_of_negative_margins():
     assert ConvNCFBPRLoss()(pos, neg).item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_loss_is_bpr_plus_each_l2_term():
+def test_loss_is_bpr_plus_the_authors_l2_terms_and_bpr_alone_unregularised():
     model = random_model(reg_embedding=0.1, reg_conv=0.2, reg_out=0.3)
     user, item = pairs(8)
     neg = (item + 1) % 50
     batch = {"user": user, "item": item, "neg_item": neg}
     bpr = ConvNCFBPRLoss()(model(user, item), model(user, neg))
     embeddings = sum(e.pow(2).sum() for e in (model.user_embedding(user), model.item_embedding(item), model.item_embedding(neg)))
-    conv = sum(layer.weight.pow(2).sum() for layer in model.conv_layers)
-    out = model.predict_layer.weight.pow(2).sum()
+    conv = sum(layer.weight.pow(2).sum() + layer.bias.pow(2).sum() for layer in model.conv_layers)
+    out = model.predict_layer.weight.pow(2).sum() + model.predict_layer.bias.pow(2).sum()
     torch.testing.assert_close(model.calculate_loss(batch), bpr + 0.1 * embeddings + 0.2 * conv + 0.3 * out)
+    torch.testing.assert_close(model.calculate_loss(batch, regularised=False), bpr)
 
 
 def test_gradients_reach_every_parameter_but_the_output_bias():
     model = random_model(d=16, channels=8)
     user, item = pairs(32)
-    model.calculate_loss({"user": user, "item": item, "neg_item": (item + 7) % 50}).backward()
+    model.calculate_loss({"user": user, "item": item, "neg_item": (item + 7) % 50}, regularised=False).backward()
     for name, parameter in model.named_parameters():
         if name == "predict_layer.bias":  # cancels in pos − neg: pairwise BPR never moves it
             assert parameter.grad.abs().sum() == 0
@@ -79,46 +103,80 @@ def test_gradients_reach_every_parameter_but_the_output_bias():
             assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
 
 
-def test_mf_identity_initialisation_scores_exactly_like_mf():
-    mf = MF(40, 50, 64)
-    torch.nn.init.normal_(mf.user_embedding.weight)
-    torch.nn.init.normal_(mf.item_embedding.weight)
-    model = ConvNCF(40, 50, 64, 32)
-    model.init_from_mf(mf.user_embedding.weight, mf.item_embedding.weight, "mf_identity")
+def test_mf_identity_start_scores_exactly_like_mf():
+    mf = trained_mf()
+    model = ConvNCF(config())
+    model.start_from(mf, "mf_identity")
     user, item = pairs()
     torch.testing.assert_close(model(user, item), mf(user, item), rtol=1e-5, atol=1e-4)
     torch.testing.assert_close(model.forward_conv2d(user, item), mf(user, item), rtol=1e-5, atol=1e-4)
 
 
-def test_random_initialisation_copies_only_the_embeddings():
-    mf = MF(40, 50, 64)
-    model = ConvNCF(40, 50, 64, 32)
-    model.init_from_mf(mf.user_embedding.weight, mf.item_embedding.weight, "random")
+def test_residual_start_scores_exactly_like_mf_and_its_tower_learns_from_the_first_step():
+    mf = trained_mf()
+    model = ConvNCF(config(residual=True))
+    model.start_from(mf, "truncated_normal")
+    user, item = pairs()
+    torch.testing.assert_close(model(user, item), mf(user, item), rtol=1e-6, atol=1e-6)
+    model.calculate_loss({"user": user, "item": item, "neg_item": (item + 3) % 50}, regularised=False).backward()
+    assert model.predict_layer.weight.grad.abs().sum() > 0  # the output layer moves off 0 at once
+
+
+def test_authors_start_copies_embeddings_and_draws_the_tower_as_their_code_does():
+    mf = trained_mf()
+    torch.manual_seed(0)
+    model = ConvNCF(config())
+    model.start_from(mf, "truncated_normal")
     assert torch.equal(model.item_embedding.weight, mf.item_embedding.weight)
-    assert model.predict_layer.weight.abs().sum() > 0
+    weights = torch.cat([layer.weight.flatten() for layer in model.conv_layers])
+    assert weights.abs().max() <= 0.2 and weights.std().item() == pytest.approx(0.088, abs=0.005)  # N(0, .1²) cut at 2σ
+    assert all(torch.all(layer.bias == 0.1) for layer in model.conv_layers)
+    with pytest.raises(ValueError, match="count MF's score twice"):
+        ConvNCF(config(residual=True)).start_from(mf, "mf_identity")
 
 
 def test_mf_embeddings_of_another_size_are_rejected():
     with pytest.raises(ValueError, match="do not fit"):
-        ConvNCF(40, 50, 64, 32).init_from_mf(torch.zeros(40, 32), torch.zeros(50, 32), "random")
+        ConvNCF(config()).start_from(trained_mf(d=32), "truncated_normal")
 
 
-def test_saved_model_rebuilds_with_the_same_scores():
-    model = random_model(d=16, channels=8)
-    saved = {"model_class": "ConvNCF", "hyperparameters": model.hyperparameters(), "state_dict": model.state_dict()}
+@pytest.mark.parametrize("residual", [False, True])
+def test_saved_model_rebuilds_with_the_same_scores_and_extras(residual):
+    model = random_model(d=16, channels=8, residual=residual)
+    saved = model.saved(epoch=3, recipe="x")
     user, item = pairs()
-    torch.testing.assert_close(build_model(saved)(user, item), model.eval()(user, item))
+    rebuilt = load_model(saved)
+    assert isinstance(rebuilt, ConvNCF) and rebuilt.config == model.config
+    torch.testing.assert_close(rebuilt(user, item), model.eval()(user, item))
+    assert saved_info(saved)["epoch"] == 3 and "state_dict" not in saved_info(saved)
+    mf = trained_mf()
+    torch.testing.assert_close(load_model(mf.saved())(user, item), mf(user, item))
 
 
-def test_l2_towards_the_initial_tower_is_zero_at_the_start_and_grows_with_distance():
-    mf = MF(40, 50, 16)
-    model = ConvNCF(40, 50, 16, 8, reg_embedding=0.0, reg_conv=2.0, reg_out=3.0, reg_anchor="init")
-    model.init_from_mf(mf.user_embedding.weight, mf.item_embedding.weight, "mf_identity")
-    user, item = pairs(4)
-    assert model.reg_loss(user, item, item).item() == 0.0
-    with torch.no_grad():
-        model.conv_layers[1].weight[2, 3, 0, 1] += 0.5
-        model.predict_layer.weight[0, 5] -= 0.1
-    assert model.reg_loss(user, item, item).item() == pytest.approx(2.0 * 0.25 + 3.0 * 0.01, rel=1e-5)
-    saved = {"model_class": "ConvNCF", "hyperparameters": model.hyperparameters(), "state_dict": model.state_dict()}
-    assert torch.equal(build_model(saved).conv_anchor_1, model.conv_anchor_1)  # anchors travel with the model
+def test_a_saved_model_of_another_config_is_not_loaded_for_resuming():
+    with pytest.raises(ValueError, match="is not this ConvNCF"):
+        random_model(d=16, channels=8).load_saved(random_model(d=16, channels=4).saved())
+
+
+def test_mf_scores_a_block_with_one_matmul_equal_to_its_pairs():
+    mf = trained_mf()
+    users, items = torch.arange(5), torch.arange(7)
+    block = mf.score_block(users, items)
+    assert block.shape == (5, 7)
+    torch.testing.assert_close(block[2, 3], mf(torch.tensor([2]), torch.tensor([3]))[0])
+    model = random_model(d=16, channels=8)
+    torch.testing.assert_close(model.score_block(users, items, batch_pairs=4)[4, 6], model(torch.tensor([4]), torch.tensor([6]))[0])
+
+
+def test_a_zero_learning_rate_freezes_that_part():
+    model = random_model(d=16, channels=8)
+    (optimizer,) = model.configure_optimizers(Phase(lr_embedding=0.0, lr_tower=0.01, adagrad_initial_accumulator=0.1))
+    assert not model.user_embedding.weight.requires_grad and model.predict_layer.weight.requires_grad
+    assert optimizer.defaults["initial_accumulator_value"] == 0.1
+    before = model.item_embedding.weight.clone()
+    user, item = pairs(16)
+    model.calculate_loss({"user": user, "item": item, "neg_item": (item + 1) % 50}).backward()
+    optimizer.step()
+    assert torch.equal(model.item_embedding.weight, before)
+    with pytest.raises(ValueError, match="trains nothing"):
+        model.configure_optimizers(Phase(lr_embedding=0.0, lr_tower=0.0))

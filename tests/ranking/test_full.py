@@ -6,6 +6,8 @@ import pytest
 
 from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.ranking.full import hits_against, top_k_unseen
+from convncf_kedro.ranking.metrics import NonFiniteScoresError, full_ranking_metrics
+from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +50,33 @@ def test_users_with_fewer_unseen_items_than_k_get_empty_places():
     items, scores = top_k_unseen(lambda u, i: np.ones((len(u), len(i))), np.array([0]), seen, 4, 1, 2)
     assert items.tolist() == [[3, 4, -1, -1]]
     assert np.isinf(scores[0, 2:]).all()
+
+
+def test_held_out_items_lose_ties_in_full_ranking_as_in_the_sampled_protocol(real_slice):
+    """A constant model: every item ties. Both protocols must give it 0, not a hit for low item indices."""
+    seen, _ = real_slice
+    users = np.arange(60)
+    held_out = pd.DataFrame({"user": users, "item": np.full(60, 0)})  # item 0: the lowest index, first on ties
+    held_out = held_out[seen[:, 0].toarray().ravel() == 0]
+    relevant = positives_matrix([held_out], 60, 1682)
+    constant = lambda u, i: np.zeros((len(u), len(i)), dtype=np.float32)  # noqa: E731
+    top, _ = top_k_unseen(constant, held_out["user"].to_numpy(), seen, 10, 16, 512, ties_last=relevant)
+    full = full_ranking_metrics(hits_against(top, held_out["user"].to_numpy(), relevant), np.ones(len(top)), [10])
+    negatives = pd.DataFrame({"user": np.repeat(held_out["user"], 99), "item": np.tile(np.arange(1, 100), len(held_out))})
+    rows, items = candidate_matrix(held_out, negatives)
+    sampled = evaluate_sampled(lambda u, i: np.zeros(len(u), dtype=np.float32), rows, items, [10])
+    assert full["hr@10"] == sampled["hr@10"] == 0.0 and full["ndcg@10"] == sampled["ndcg@10"] == 0.0
+    untied, _ = top_k_unseen(constant, held_out["user"].to_numpy(), seen, 10, 16, 512)  # serving: lower index first
+    assert (untied[:, 0] == 0).all()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_scores_stop_both_protocols_naming_the_model(real_slice, bad):
+    seen, scores = real_slice
+    broken = scores.copy()
+    broken[3, 700] = bad
+    with pytest.raises(NonFiniteScoresError, match="MF \\(epoch 7\\) full ranking: 1 of"):
+        top_k_unseen(lambda u, i: broken[np.ix_(u, i)], np.arange(60), seen, 10, 16, 512, label="MF (epoch 7) full ranking")
+    nan_model = lambda u, i: np.full(len(u), bad, dtype=np.float32)  # noqa: E731
+    with pytest.raises(NonFiniteScoresError, match="ConvNCF at epoch 3"):
+        evaluate_sampled(nan_model, np.arange(2), np.arange(20).reshape(2, 10), [5], label="ConvNCF at epoch 3")

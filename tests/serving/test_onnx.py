@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 from convncf_kedro.datasets import OnnxModelDataset
-from convncf_kedro.models import ConvNCF
+from convncf_kedro.models import ConvNCF, ConvNCFConfig
 from convncf_kedro.ranking.full import top_k_unseen
 from convncf_kedro.serving.onnx_export import export_onnx
 from convncf_kedro.serving.onnx_scoring import (
@@ -32,7 +32,7 @@ def maps():
 @pytest.fixture(scope="module")
 def model():
     torch.manual_seed(0)
-    m = ConvNCF(N_USERS, N_ITEMS, 16, 8)
+    m = ConvNCF(ConvNCFConfig(N_USERS, N_ITEMS, 16, 8))
     torch.nn.init.normal_(m.user_embedding.weight, std=0.5)
     torch.nn.init.normal_(m.item_embedding.weight, std=0.5)
     return m.eval()

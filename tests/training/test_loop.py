@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from convncf_kedro.interactions.prepare import positives_matrix, sample_negatives
-from convncf_kedro.models import MF
+from convncf_kedro.models import MF, MFConfig
+from convncf_kedro.params import PhaseParams, TrainingParams
+from convncf_kedro.ranking.metrics import NonFiniteScoresError
 from convncf_kedro.ranking.sampled import candidate_matrix
-from convncf_kedro.training.loop import TrainingDivergedError, TrainSettings, fit
+from convncf_kedro.training.loop import TrainingDivergedError, fit, phase_of_epoch
 
-SETTINGS = TrainSettings(
-    name="mf", epochs=4, batch_size=256, optimizer="adagrad", lr_embedding=0.05, lr_tower=0.05, warmup_steps=0,
-    patience=10, selection_metric="ndcg@10", eval_ks=(10,), eval_batch_pairs=4096, seed=3, precision="fp32",
-    log_every_seconds=30,
-)
+TRAINING = TrainingParams(epochs=4, patience=10, eval_batch_pairs=4096, seed=3)
+BATCH = 256
+PHASES = [PhaseParams(lr_embedding=0.05)]
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +30,15 @@ def small_data(shared_datasets):
     return matrix, users, items
 
 
-def run(small_data, settings=SETTINGS, resume_from=None, model=None):
+def mf(**kwargs):
+    return MF(MFConfig(100, 1682, 16, reg_embedding=1e-4, **kwargs))
+
+
+def run(small_data, phases=PHASES, resume_from=None, model=None):
     matrix, users, items = small_data
-    torch.manual_seed(settings.seed)
-    model = model or MF(100, 1682, 16, reg_embedding=1e-4)
-    return list(fit(model, matrix, users, items, settings, torch.device("cpu"), resume_from))
+    torch.manual_seed(TRAINING.seed)
+    model = model or mf()
+    return list(fit(model, matrix, users, items, BATCH, phases, TRAINING, torch.device("cpu"), "mf", resume_from))
 
 
 def test_one_checkpoint_per_epoch_with_history_and_best(small_data):
@@ -52,31 +56,47 @@ def test_same_seed_same_result(small_data):
     first, second = run(small_data)[-1], run(small_data)[-1]
     assert [r["ndcg@10"] for r in first["history"]] == [r["ndcg@10"] for r in second["history"]]
     assert [r["loss"] for r in first["history"][1:]] == [r["loss"] for r in second["history"][1:]]
-    for name, tensor in first["state_dict"].items():
-        assert torch.equal(tensor, second["state_dict"][name]), name
+    for name, tensor in first["model"]["state_dict"].items():
+        assert torch.equal(tensor, second["model"]["state_dict"][name]), name
 
 
-def test_resuming_from_epoch_two_reaches_the_uninterrupted_result(small_data):
-    uninterrupted = run(small_data)[-1]
-    after_two = run(small_data)[1]
-    resumed = run(small_data, resume_from=after_two)
+TWO_PHASES = [PhaseParams(epochs=2, lr_embedding=0.01, regularised=False, adagrad_initial_accumulator=0.1),
+              PhaseParams(lr_embedding=0.05)]
+
+
+@pytest.mark.parametrize("phases", [PHASES, TWO_PHASES], ids=["one phase", "resumed at a phase change"])
+def test_resuming_from_epoch_two_reaches_the_uninterrupted_result(small_data, phases):
+    uninterrupted = run(small_data, phases)[-1]
+    after_two = run(small_data, phases)[1]
+    resumed = run(small_data, phases, resume_from=after_two)
     assert [c["epoch"] for c in resumed] == [3, 4]
-    for name, tensor in uninterrupted["state_dict"].items():
-        assert torch.equal(tensor, resumed[-1]["state_dict"][name]), name
+    for name, tensor in uninterrupted["model"]["state_dict"].items():
+        assert torch.equal(tensor, resumed[-1]["model"]["state_dict"][name]), name
     assert [r["ndcg@10"] for r in resumed[-1]["history"]] == [r["ndcg@10"] for r in uninterrupted["history"]]
+
+
+def test_phases_follow_each_other_by_epoch_and_each_starts_fresh_optimisers(small_data):
+    assert [phase_of_epoch(TWO_PHASES, e) for e in (1, 2, 3, 9)] == [0, 0, 1, 1]
+    checkpoints = run(small_data, TWO_PHASES)
+    assert [c["phase"] for c in checkpoints] == [0, 0, 1, 1]
+    assert [row["phase"] for row in checkpoints[-1]["history"]] == [0, 0, 0, 1, 1]
+    # the unregularised first phase: same steps without L2 give a different model than with it
+    regularised = run(small_data, [PhaseParams(epochs=2, lr_embedding=0.01, adagrad_initial_accumulator=0.1),
+                                   PhaseParams(lr_embedding=0.05)])
+    assert regularised[0]["history"][1]["loss"] > checkpoints[0]["history"][1]["loss"]
 
 
 class ExplodingMF(MF):
     """An MF whose loss turns NaN at one chosen step of one epoch."""
 
-    def __init__(self, *args, explode_at: tuple[int, int], **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, config, explode_at: tuple[int, int]):
+        super().__init__(config)
         self.explode_at, self.calls = explode_at, 0
 
-    def calculate_loss(self, interaction):
+    def calculate_loss(self, interaction, regularised=True):
         epoch, step = self.explode_at
-        steps_per_epoch = -(-self.steps_total // SETTINGS.batch_size)
-        loss = super().calculate_loss(interaction)
+        steps_per_epoch = -(-self.steps_total // BATCH)
+        loss = super().calculate_loss(interaction, regularised)
         self.calls += 1
         if self.calls == (epoch - 1) * steps_per_epoch + step + 1:
             return loss * float("nan")
@@ -85,10 +105,33 @@ class ExplodingMF(MF):
 
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(small_data):
     matrix, _, _ = small_data
-    model = ExplodingMF(100, 1682, 16, explode_at=(2, 5))
+    model = ExplodingMF(MFConfig(100, 1682, 16), explode_at=(2, 5))
     model.steps_total = matrix.nnz
     saved = []
     with pytest.raises(TrainingDivergedError, match=r"loss is nan at epoch 2, step 5; the last good checkpoint \(epoch 1\)"):
-        for checkpoint in fit(model, *small_data, SETTINGS, torch.device("cpu")):
+        for checkpoint in fit(model, *small_data, BATCH, PHASES, TRAINING, torch.device("cpu"), "mf"):
+            saved.append(checkpoint)
+    assert [c["epoch"] for c in saved] == [1]
+
+
+class NaNScoringMF(MF):
+    """Trains normally, but its scores turn NaN from epoch 2 on (weights gone bad after the last step)."""
+
+    def forward(self, user, item):
+        scores = super().forward(user, item)
+        return scores * float("nan") if not self.training and self.epochs_trained >= 2 else scores
+
+    def train(self, mode=True):
+        if mode:
+            self.epochs_trained = getattr(self, "epochs_trained", 0) + 1
+        return super().train(mode)
+
+
+def test_nan_scores_at_validation_stop_the_run_instead_of_validating_as_best(small_data):
+    model = NaNScoringMF(MFConfig(100, 1682, 16))
+    model.epochs_trained = -1  # fit's own model.train() calls count from 0 at epoch 1
+    saved = []
+    with pytest.raises(NonFiniteScoresError, match=r"mf at epoch 2 \(validation\): .* scores are NaN"):
+        for checkpoint in fit(model, *small_data, BATCH, PHASES, TRAINING, torch.device("cpu"), "mf"):
             saved.append(checkpoint)
     assert [c["epoch"] for c in saved] == [1]

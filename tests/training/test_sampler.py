@@ -40,3 +40,10 @@ def test_negatives_are_uniform_over_non_positives(ml100k_matrix):
     rare = popularity < 50
     assert np.abs(counts[rare] - expected[rare]).mean() < 0.1 * expected[rare].mean()
     assert counts[popularity.argmax()] < 0.5 * counts.mean()
+
+
+def test_a_user_with_every_item_gives_no_triple_instead_of_hanging():
+    train = pd.DataFrame({"user": [0, 0, 0, 1, 2], "item": [0, 1, 2, 0, 2]})  # user 0 has all 3 items
+    users, positives, negatives = sample_triples(positives_matrix([train], 3, 3), np.random.default_rng(0))
+    assert sorted(users.tolist()) == [1, 2]
+    assert all(n != p for n, p in zip(negatives, positives, strict=True))

@@ -5,11 +5,12 @@ import pandas as pd
 import torch
 
 from convncf_kedro.interactions.prepare import positives_matrix
-from convncf_kedro.models import MF
-from convncf_kedro.params import TrainingParams
+from convncf_kedro.models import MF, MFConfig
+from convncf_kedro.params import PhaseParams, TrainingParams
 from convncf_kedro.training.stage import fingerprint, train_stage
 
-TRAINING = TrainingParams(epochs=2, batch_size=64, optimizer="adagrad", lr_embedding=0.05, patience=5, threads=1)
+TRAINING = TrainingParams(epochs=2, patience=5, threads=1)
+SCHEDULE = (64, [PhaseParams(lr_embedding=0.05)])
 
 
 def tiny_data():
@@ -23,23 +24,26 @@ def tiny_data():
 
 def model(seed=0):
     torch.manual_seed(seed)
-    return MF(20, 30, 8)
+    return MF(MFConfig(20, 30, 8))
 
 
 def test_a_matching_checkpoint_is_resumed_and_a_stale_one_is_not():
     matrix, valid, negatives = tiny_data()
-    first_epoch, *_ = next(train_stage("mf", model(), matrix, valid, negatives, None, TRAINING))
-    resumed = [c["epoch"] for c, _, _ in train_stage("mf", model(), matrix, valid, negatives, first_epoch, TRAINING)]
+    first_epoch, *_ = next(train_stage("mf", model(), matrix, valid, negatives, None, *SCHEDULE, TRAINING))
+    resumed = [c["epoch"] for c, _, _ in train_stage("mf", model(), matrix, valid, negatives, first_epoch, *SCHEDULE, TRAINING)]
     assert resumed == [2]
     stale = {**first_epoch, "fingerprint": "made-elsewhere"}
-    restarted = [c["epoch"] for c, _, _ in train_stage("mf", model(), matrix, valid, negatives, stale, TRAINING)]
+    restarted = [c["epoch"] for c, _, _ in train_stage("mf", model(), matrix, valid, negatives, stale, *SCHEDULE, TRAINING)]
     assert restarted == [1, 2]
 
 
 def test_fingerprint_follows_starting_weights_and_data_not_run_settings():
     matrix, valid, negatives = tiny_data()
-    base = fingerprint(model(), TRAINING, matrix, valid, negatives)
-    assert fingerprint(model(), TRAINING.model_copy(update={"epochs": 9, "threads": 2}), matrix, valid, negatives) == base
-    assert fingerprint(model(seed=1), TRAINING, matrix, valid, negatives) != base  # e.g. a retrained MF
+    base = fingerprint(model(), *SCHEDULE, TRAINING, matrix, valid, negatives)
+    run_only = TRAINING.model_copy(update={"epochs": 9, "threads": 2})
+    assert fingerprint(model(), *SCHEDULE, run_only, matrix, valid, negatives) == base
+    assert fingerprint(model(seed=1), *SCHEDULE, TRAINING, matrix, valid, negatives) != base  # e.g. a retrained MF
     other_valid = valid.assign(item=28)
-    assert fingerprint(model(), TRAINING, matrix, other_valid, negatives) != base
+    assert fingerprint(model(), *SCHEDULE, TRAINING, matrix, other_valid, negatives) != base
+    other_phases = [PhaseParams(lr_embedding=0.01)]
+    assert fingerprint(model(), 64, other_phases, TRAINING, matrix, valid, negatives) != base

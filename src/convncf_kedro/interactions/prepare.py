@@ -5,6 +5,8 @@ All steps are vectorised (pandas/numpy): Gowalla's million interactions take sec
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -208,3 +210,15 @@ def contains_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
         return np.zeros(len(keys), dtype=bool)
     pos = np.searchsorted(sorted_keys, keys)
     return (pos < len(sorted_keys)) & (sorted_keys[np.minimum(pos, len(sorted_keys) - 1)] == keys)
+
+
+def split_fingerprint(train_matrix: sp.csr_matrix, valid: pd.DataFrame) -> str:
+    """A short hash of the training matrix and the validation split: what a trained model was fitted on.
+
+    Training stores it in the saved model; evaluation and export compare it with the split they are
+    given, so a model left over from other data or ingestion parameters is never silently used.
+    """
+    digest = hashlib.sha256(np.asarray(train_matrix.shape, dtype=np.int64).tobytes())
+    for array in (train_matrix.indptr, train_matrix.indices, valid[["user", "item"]].sort_values(["user", "item"]).to_numpy()):
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:16]

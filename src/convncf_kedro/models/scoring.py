@@ -7,22 +7,19 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch import nn
 
-from convncf_kedro.ranking.full import block_of_pairs
-
-from .mf import MF
+from .base import BPRRecommender
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast for the tower's matrix multiplies, or nothing for fp32."""
+    """bf16 autocast for the matrix multiplies, or nothing for fp32."""
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def pair_scorer(
-    model: nn.Module, device: torch.device, precision: str, batch_pairs: int
+    model: BPRRecommender, device: torch.device, precision: str, batch_pairs: int
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """(users (P,), items (P,)) → (P,) float32 scores, ``batch_pairs`` pairs per forward, eval mode."""
 
@@ -42,14 +39,18 @@ def pair_scorer(
 
 
 def block_scorer(
-    model: nn.Module, device: torch.device, precision: str, batch_pairs: int
+    model: BPRRecommender, device: torch.device, precision: str, batch_pairs: int
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """(users (U,), items (I,)) → (U, I) scores: one matmul for MF, batched tower passes otherwise."""
-    if isinstance(model, MF):
-        def score_mf(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                u, i = torch.from_numpy(users).to(device), torch.from_numpy(items).to(device)
-                return model.score_items(u, i).cpu().numpy()
+    """(users (U,), items (I,)) → (U, I) float32 scores through the model's own ``score_block``, eval mode."""
 
-        return score_mf
-    return block_of_pairs(pair_scorer(model, device, precision, batch_pairs))
+    def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad(), autocast(device, precision):
+            u = torch.from_numpy(np.ascontiguousarray(users, dtype=np.int64)).to(device)
+            i = torch.from_numpy(np.ascontiguousarray(items, dtype=np.int64)).to(device)
+            out = model.score_block(u, i, batch_pairs).float().cpu().numpy()
+        model.train(was_training)
+        return out
+
+    return score

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from .metrics import check_finite
+
 logger = logging.getLogger(__name__)
 
 ScoreBlock = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (users (U,), items (I,)) → scores (U, I)
@@ -39,31 +41,42 @@ def top_k_unseen(
     chunk_items: int,
     log_every_seconds: float = 30.0,
     label: str = "full ranking",
+    ties_last: sp.csr_matrix | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(U, k) best unseen items per user and their scores, best first (ties: lower item index first).
+    """(U, k) best unseen items per user and their scores, best first.
 
-    Users with fewer than k unseen items get item -1 and score -inf in the empty places.
+    Ties go to the lower item index, except that items in ``ties_last`` (evaluation passes the test
+    items) lose every tie, as the held-out item does in the sampled protocol: a constant model then
+    scores 0, never a lucky hit. Users with fewer than k unseen items get item -1 and score -inf in
+    the empty places. NaN or infinite scores stop the ranking (:class:`NonFiniteScoresError`).
     """
     n_items = seen.shape[1]
     top_items = np.full((len(users), k), -1, dtype=np.int64)
     top_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+    top_last = np.zeros((len(users), k), dtype=bool)
     started = last_log = time.perf_counter()
     total_pairs, done_pairs = len(users) * n_items, 0
     for u0 in range(0, len(users), chunk_users):
         block_users = users[u0:u0 + chunk_users]
         block_seen = seen[block_users]
-        best_items, best_scores = top_items[u0:u0 + chunk_users], top_scores[u0:u0 + chunk_users]
+        block_last = ties_last[block_users] if ties_last is not None else None
+        best = [a[u0:u0 + chunk_users] for a in (top_items, top_scores, top_last)]
         for i0 in range(0, n_items, chunk_items):
             items = np.arange(i0, min(i0 + chunk_items, n_items))
             scores = np.asarray(score_block(block_users, items), dtype=np.float32)  # (U_c, I_c)
+            check_finite(scores, label)
             mask = block_seen[:, i0:i0 + len(items)].tocoo()
             scores[mask.row, mask.col] = -np.inf
-            merged_scores = np.concatenate([best_scores, scores], axis=1)
-            merged_items = np.concatenate([best_items, np.broadcast_to(items, scores.shape)], axis=1)
-            # order by score desc, then item asc; keep the first k
-            order = np.lexsort((merged_items, -merged_scores), axis=1)[:, :k]
-            best_scores[:] = np.take_along_axis(merged_scores, order, axis=1)
-            best_items[:] = np.take_along_axis(merged_items, order, axis=1)
+            last = np.zeros(scores.shape, dtype=bool)
+            if block_last is not None:
+                flagged = block_last[:, i0:i0 + len(items)].tocoo()
+                last[flagged.row, flagged.col] = True
+            merged = [np.concatenate([b, new], axis=1) for b, new in
+                      zip(best, (np.broadcast_to(items, scores.shape), scores, last), strict=True)]
+            # order by score desc, then the ties_last items after the others, then item asc; keep k
+            order = np.lexsort((merged[0], merged[2], -merged[1]), axis=1)[:, :k]
+            for b, m in zip(best, merged, strict=True):
+                b[:] = np.take_along_axis(m, order, axis=1)
             done_pairs += scores.size
             now = time.perf_counter()
             if now - last_log >= log_every_seconds:

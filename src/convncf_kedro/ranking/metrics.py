@@ -29,6 +29,20 @@ import numpy as np
 METRICS = ("hr", "ndcg", "mrr", "recall", "precision")
 
 
+class NonFiniteScoresError(ValueError):
+    """A model produced NaN or infinite scores; its metrics would be meaningless."""
+
+
+def check_finite(scores: np.ndarray, label: str) -> None:
+    """Stop on NaN/inf scores, naming the model (and epoch) in ``label``."""
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        raise NonFiniteScoresError(
+            f"{label}: {int(bad.sum()):,} of {scores.size:,} scores are NaN or infinite; the model's weights "
+            "have diverged, so it cannot be ranked (lower the learning rate or raise the L2 weights)"
+        )
+
+
 def rank_among_negatives(positive_scores: np.ndarray, negative_scores: np.ndarray) -> np.ndarray:
     """(U,) held-out scores and (U, N) negatives' scores → (U,) 0-based ranks, ties against the positive."""
     return (negative_scores >= positive_scores[:, None]).sum(axis=1)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from .metrics import rank_among_negatives, sampled_metrics
+from .metrics import check_finite, rank_among_negatives, sampled_metrics
 
 ScorePairs = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (users (P,), items (P,)) → scores (P,)
 
@@ -31,9 +31,16 @@ def candidate_matrix(held_out: pd.DataFrame, negatives: pd.DataFrame) -> tuple[n
     return users, items
 
 
-def evaluate_sampled(score_pairs: ScorePairs, users: np.ndarray, items: np.ndarray, ks: list[int]) -> dict[str, float]:
-    """Score every (user, candidate) pair, rank the held-out item (column 0), average the metrics."""
+def evaluate_sampled(
+    score_pairs: ScorePairs, users: np.ndarray, items: np.ndarray, ks: list[int], label: str = "model"
+) -> dict[str, float]:
+    """Score every (user, candidate) pair, rank the held-out item (column 0), average the metrics.
+
+    A NaN or infinite score stops with :class:`NonFiniteScoresError` naming ``label``: NaN compares
+    False with everything, so it would otherwise rank the held-out item first and earn perfect metrics.
+    """
     n_rows, n_candidates = items.shape
     scores = score_pairs(np.repeat(users, n_candidates), items.reshape(-1)).reshape(n_rows, n_candidates)
+    check_finite(scores, label)
     ranks = rank_among_negatives(scores[:, 0], scores[:, 1:])
     return sampled_metrics(ranks, n_candidates - 1, ks)

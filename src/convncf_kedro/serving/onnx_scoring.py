@@ -51,12 +51,41 @@ def create_session(
     try:
         session = ort.InferenceSession(model, options, providers=providers)
     except Exception as exc:  # ORT raises its own exception types for unreadable models
-        raise ModelMismatchError(f"not a usable ONNX model ({type(exc).__name__}: {exc})") from exc
+        raise ModelMismatchError(f"{_source(model)}: not a usable ONNX model ({type(exc).__name__}: {exc})") from exc
+    check_signature(session, _source(model))
     active = session.get_providers()[0]
     if device == "cuda" and active != CUDA:
         raise RuntimeError("device 'cuda' was asked for, but ONNX Runtime cannot use a GPU here")
     logger.info("ONNX Runtime %s scoring on %s", ort.__version__, active)
     return session
+
+
+def _source(model: bytes | str) -> str:
+    return model if isinstance(model, str) else "the ONNX model"
+
+
+EXPECTED_INPUTS = {"user": "tensor(int64)", "item": "tensor(int64)"}
+
+
+def check_signature(session: ort.InferenceSession, source: str) -> None:
+    """The graph must take ``user`` and ``item`` int64 vectors and return ``score``, as exported here."""
+    inputs = {i.name: i.type for i in session.get_inputs()}
+    outputs = [o.name for o in session.get_outputs()]
+    if inputs != EXPECTED_INPUTS or "score" not in outputs:
+        raise ModelMismatchError(
+            f"{source}: the graph takes {inputs} and returns {outputs}; expected inputs {EXPECTED_INPUTS} and an "
+            "output 'score' (a graph exported by this project's export pipeline)"
+        )
+
+
+def check_seen(seen: sp.csr_matrix, user_map: pd.DataFrame, item_map: pd.DataFrame, source: str) -> None:
+    """The known-interactions matrix must be users × items of the id maps, or masking would be wrong."""
+    expected = (len(user_map), len(item_map))
+    if seen.shape != expected:
+        raise ModelMismatchError(
+            f"{source}: the seen-items matrix is {seen.shape[0]} × {seen.shape[1]}, but the id maps have "
+            f"{expected[0]} users × {expected[1]} items; use the train_matrix saved with this model"
+        )
 
 
 def _cuda_driver_present() -> bool:
@@ -132,6 +161,7 @@ def recommend(
     popular``, score NaN). ``seen`` (users × items CSR) holds what each user already interacted with.
     """
     check_id_maps(session, user_map, item_map)
+    check_seen(seen, user_map, item_map, "seen")
     if unknown_users not in ("skip", "popular"):
         raise ValueError(f"unknown_users must be 'skip' or 'popular', not '{unknown_users}'")
     index_of = pd.Series(user_map["index"].to_numpy(), index=user_map["raw_id"].astype(str))
@@ -184,10 +214,10 @@ def main(argv: list[str] | None = None) -> None:
         with open(args.users, encoding="utf-8") as fh:
             users = [line.strip() for line in fh if line.strip()]
     session = create_session(args.model, args.device)
-    recommendations, report = recommend(
-        session, pd.read_parquet(args.user_map), pd.read_parquet(args.item_map), sp.load_npz(args.seen).tocsr(),
-        args.k, users, args.unknown_users,
-    )
+    user_map, item_map = pd.read_parquet(args.user_map), pd.read_parquet(args.item_map)
+    seen = sp.load_npz(args.seen).tocsr()
+    check_seen(seen, user_map, item_map, args.seen)
+    recommendations, report = recommend(session, user_map, item_map, seen, args.k, users, args.unknown_users)
     recommendations.to_parquet(args.out, index=False)
     logger.info("wrote %d recommendations for %d users to %s; %d unknown user ids", len(recommendations),
                 report["scored"], args.out, report["unknown_count"])

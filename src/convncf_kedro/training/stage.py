@@ -5,20 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
-from torch import nn
 
-from convncf_kedro.params import TrainingParams
+from convncf_kedro.errors import StaleModelError
+from convncf_kedro.interactions.prepare import split_fingerprint
+from convncf_kedro.models import BPRRecommender, saved_info
+from convncf_kedro.params import PhaseParams, TrainingParams
 from convncf_kedro.ranking.sampled import candidate_matrix
 
 from . import runtime
-from .loop import TrainSettings, fit
+from .loop import fit
 
 logger = logging.getLogger(__name__)
 
@@ -28,40 +30,42 @@ _RUN_ONLY = {"resume", "device", "threads", "log_every_seconds", "eval_batch_pai
 
 
 def fingerprint(
-    model: nn.Module, training: TrainingParams, train_matrix: sp.csr_matrix, valid: pd.DataFrame,
-    valid_negatives: pd.DataFrame,
+    model: BPRRecommender, batch_size: int, phases: Sequence[PhaseParams], training: TrainingParams,
+    train_matrix: sp.csr_matrix, valid: pd.DataFrame, valid_negatives: pd.DataFrame,
 ) -> str:
-    """What a checkpoint must share with this run to be resumed: the model, its starting weights (so a
-    retrained MF invalidates ConvNCF's checkpoint), the training settings, and the data's content."""
-    digest = hashlib.sha256()
+    """What a checkpoint must share with this run to be resumed: the model and its starting weights (so
+    a retrained MF invalidates ConvNCF's checkpoint), the schedule, the training settings, the data."""
+    digest = hashlib.sha256(model.fingerprint_bytes())
     described = {
-        "model": type(model).__name__,
-        "hyperparameters": model.hyperparameters(),
+        "batch_size": batch_size,
+        "phases": [phase.model_dump() for phase in phases],
         "training": training.model_dump(exclude=_RUN_ONLY),
+        "split": split_fingerprint(train_matrix, valid),
     }
     digest.update(json.dumps(described, sort_keys=True).encode())
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    for array in (train_matrix.indptr, train_matrix.indices, valid[["user", "item"]].to_numpy(),
-                  valid_negatives[["user", "item"]].to_numpy()):
-        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(valid_negatives[["user", "item"]].to_numpy(), dtype=np.int64).tobytes())
     return digest.hexdigest()[:16]
 
 
 def train_stage(
     name: str,
-    model: nn.Module,
+    model: BPRRecommender,
     train_matrix: sp.csr_matrix,
     valid: pd.DataFrame,
     valid_negatives: pd.DataFrame,
     resume_checkpoint: dict | None,
+    batch_size: int,
+    phases: Sequence[PhaseParams],
     training: TrainingParams,
+    **described: Any,
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any], pd.DataFrame]]:
-    """Yield ``(checkpoint, best_model, history)`` after every epoch, for Kedro to save each time."""
+    """Yield ``(checkpoint, best_model, history)`` after every epoch, for Kedro to save each time.
+
+    The best model carries the split's fingerprint and ``described`` (e.g. the recipe's name).
+    """
     device = runtime.resolve_device(training.device)
     runtime.configure(training.threads, device)
-    stamp = fingerprint(model, training, train_matrix, valid, valid_negatives)
+    stamp = fingerprint(model, batch_size, phases, training, train_matrix, valid, valid_negatives)
     resume_from = resume_checkpoint if training.resume else None
     if resume_from is not None and resume_from.get("fingerprint") != stamp:
         logger.warning(
@@ -69,27 +73,24 @@ def train_stage(
             name,
         )
         resume_from = None
-    settings = TrainSettings(
-        name=name, epochs=training.epochs, batch_size=training.batch_size, optimizer=training.optimizer,
-        lr_embedding=training.lr_embedding, lr_tower=training.lr_tower or training.lr_embedding,
-        warmup_steps=training.warmup_steps, patience=training.patience,
-        selection_metric=training.selection_metric,
-        eval_ks=(int(training.selection_metric.split("@")[1]),),
-        eval_batch_pairs=training.eval_batch_pairs, seed=training.seed, precision=training.precision,
-        log_every_seconds=training.log_every_seconds,
-    )
     valid_users, valid_items = candidate_matrix(valid, valid_negatives)
-    for checkpoint in fit(model, train_matrix, valid_users, valid_items, settings, device, resume_from):
-        best = checkpoint["best"]
-        best_model = {
-            "model_class": type(model).__name__,
-            "hyperparameters": model.hyperparameters(),
-            "state_dict": best["state_dict"],
-            "epoch": best["epoch"],
-            "valid_metrics": best["valid_metrics"],
-            "training": training.model_dump(),
-        }
+    split = split_fingerprint(train_matrix, valid)
+    for checkpoint in fit(model, train_matrix, valid_users, valid_items, batch_size, phases, training, device, name,
+                          resume_from):
+        best_model = {**checkpoint["best"]["model"], "data_fingerprint": split, **described}
         yield {**checkpoint, "fingerprint": stamp}, best_model, pd.DataFrame(checkpoint["history"])
+
+
+def check_trained_on(saved_model: dict, train_matrix: sp.csr_matrix, valid: pd.DataFrame, stage: str) -> None:
+    """Stop when a saved model was trained on another split than the one this run reads."""
+    info = saved_info(saved_model)
+    expected, actual = info.get("data_fingerprint"), split_fingerprint(train_matrix, valid)
+    if expected != actual:
+        raise StaleModelError(
+            f"{stage}: the saved {info.get('model_class')} model was trained on other data (split fingerprint "
+            f"{expected}, this run's split is {actual}): the ingestion parameters or the raw data changed since. "
+            f"Re-run the training stages (kedro run --pipeline train) before {stage}."
+        )
 
 
 def seed_everything(seed: int) -> None:

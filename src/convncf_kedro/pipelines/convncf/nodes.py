@@ -1,4 +1,4 @@
-"""ConvNCF BPR training, starting from the pretrained MF embeddings."""
+"""ConvNCF BPR training by the chosen recipe, starting from the pretrained MF embeddings."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pandas as pd
 import scipy.sparse as sp
 
-from convncf_kedro.models import ConvNCF
+from convncf_kedro.models import ConvNCF, ConvNCFConfig, load_model
 from convncf_kedro.params import ConvNCFParams, parse_params
-from convncf_kedro.training.stage import seed_everything, train_stage
+from convncf_kedro.training.stage import check_trained_on, seed_everything, train_stage
 
 
 def train_convncf(
@@ -22,14 +22,17 @@ def train_convncf(
 ) -> Iterator[tuple[dict, dict, pd.DataFrame]]:
     """Train ConvNCF with BPR; after every epoch yield (checkpoint, best model so far, history)."""
     p = parse_params(ConvNCFParams, params, "convncf")
+    recipe = p.chosen
+    check_trained_on(mf_model, train_matrix, valid, "convncf")
+    mf = load_model(mf_model)
     seed_everything(p.training.seed)
     n_users, n_items = train_matrix.shape
-    model = ConvNCF(
-        n_users, n_items, mf_model["hyperparameters"]["embedding_size"], p.channels, p.kernel_sizes,
-        p.dropout, p.reg_embedding, p.reg_conv, p.reg_out, p.reg_anchor,
+    model = ConvNCF(ConvNCFConfig(
+        n_users, n_items, mf.config.embedding_size, p.channels, tuple(p.kernel_sizes or ()) or None, recipe.dropout,
+        recipe.reg_embedding, recipe.reg_conv, recipe.reg_out, recipe.residual,
+    ))
+    model.start_from(mf, recipe.tower_init)
+    yield from train_stage(
+        f"convncf ({p.recipe})", model, train_matrix, valid, valid_negatives, resume_checkpoint, recipe.batch_size,
+        recipe.phases, p.training, recipe=p.recipe,
     )
-    model.init_from_mf(
-        mf_model["state_dict"]["user_embedding.weight"], mf_model["state_dict"]["item_embedding.weight"], p.tower_init
-    )
-    yield from train_stage("convncf", model, train_matrix, valid, valid_negatives, resume_checkpoint, p.training)
-

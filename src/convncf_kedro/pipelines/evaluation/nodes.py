@@ -14,13 +14,14 @@ import scipy.sparse as sp  # noqa: E402
 
 from convncf_kedro.errors import ParameterError  # noqa: E402
 from convncf_kedro.interactions.prepare import positives_matrix  # noqa: E402
-from convncf_kedro.models import build_model  # noqa: E402
+from convncf_kedro.models import load_model, saved_info  # noqa: E402
 from convncf_kedro.models.scoring import block_scorer, pair_scorer  # noqa: E402
 from convncf_kedro.params import EvaluationParams, parse_params  # noqa: E402
 from convncf_kedro.ranking.full import hits_against, top_k_unseen  # noqa: E402
 from convncf_kedro.ranking.metrics import full_ranking_metrics  # noqa: E402
 from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled  # noqa: E402
 from convncf_kedro.training import runtime  # noqa: E402
+from convncf_kedro.training.stage import check_trained_on  # noqa: E402
 
 
 def evaluate_model(
@@ -31,21 +32,28 @@ def evaluate_model(
     test_negatives: pd.DataFrame,
     params: dict,
 ) -> dict:
-    """Test metrics of one trained model by the sampled protocol and by full ranking."""
+    """Test metrics of one trained model by the sampled protocol and by full ranking, in one precision."""
     p = parse_params(EvaluationParams, params, "evaluation")
+    check_trained_on(saved_model, train_matrix, valid, "evaluation")
     device = runtime.resolve_device(p.device)
     runtime.configure(p.threads, device)
-    model = build_model(saved_model).to(device)
-    name = saved_model["model_class"]
+    model = load_model(saved_model).to(device)
+    info = saved_info(saved_model)
+    name = f"{info['model_class']} (epoch {info['epoch']})"
     test = _subset_users(test, p.max_users, p.seed)
-    result: dict = {"model": name, "best_epoch": saved_model["epoch"], "valid": saved_model["valid_metrics"]}
+    result: dict = {
+        "model": info["model_class"], "recipe": info.get("recipe"), "best_epoch": info["epoch"],
+        "selection_metric": info["selection_metric"], "valid": info["valid_metrics"],
+        "valid_precision": info["precision"], "precision": p.precision,
+    }
 
     if "sampled" in p.protocols:
         users, items = candidate_matrix(test, test_negatives)
         if max(p.ks) > items.shape[1]:
             raise ParameterError("evaluation.ks", f"K={max(p.ks)} exceeds the {items.shape[1]} sampled candidates")
         started = time.perf_counter()
-        metrics = evaluate_sampled(pair_scorer(model, device, p.precision, p.batch_pairs), users, items, p.ks)
+        metrics = evaluate_sampled(pair_scorer(model, device, p.precision, p.batch_pairs), users, items, p.ks,
+                                   label=f"{name} on the test split")
         result["sampled"] = {**metrics, "rows": len(users), "seconds": round(time.perf_counter() - started, 2)}
 
     if "full" in p.protocols:
@@ -56,7 +64,7 @@ def evaluate_model(
         started = time.perf_counter()
         top_items, _ = top_k_unseen(
             block_scorer(model, device, p.precision, p.batch_pairs), users, seen, max(p.ks),
-            p.chunk_users, p.chunk_items, p.log_every_seconds, label=f"{name} full ranking",
+            p.chunk_users, p.chunk_items, p.log_every_seconds, label=f"{name} full ranking", ties_last=relevant,
         )
         seconds = time.perf_counter() - started
         hits = hits_against(top_items, users, relevant)
@@ -104,15 +112,23 @@ def write_report(
     table: pd.DataFrame, mf_metrics: dict, convncf_metrics: dict, dataset_statistics: dict
 ) -> str:
     """A Markdown page: does ConvNCF beat its MF pretraining, and by how much, on validation and test."""
-    valid_mf, valid_convncf = mf_metrics["valid"]["ndcg@10"], convncf_metrics["valid"]["ndcg@10"]
+    mf_metric, metric = mf_metrics["selection_metric"], convncf_metrics["selection_metric"]
+    valid_mf, valid_convncf = mf_metrics["valid"][mf_metric], convncf_metrics["valid"][metric]
+    verdict = (f"ConvNCF {'is at or above' if valid_convncf >= valid_mf else 'is below'} MF" if metric == mf_metric
+               else "selected on different metrics, so not compared")
     lines = [
         "# ConvNCF vs its MF pretraining",
         "",
-        f"Validation NDCG@10 (sampled, used for model selection): MF {valid_mf:.4f} (epoch {mf_metrics['best_epoch']}), "
-        f"ConvNCF {valid_convncf:.4f} (epoch {convncf_metrics['best_epoch']}) — ConvNCF "
-        f"{'is at or above' if valid_convncf >= valid_mf else 'is below'} MF.",
+        f"ConvNCF recipe: `{convncf_metrics.get('recipe')}`. Best epochs on validation (sampled negatives): "
+        f"MF {mf_metric} {valid_mf:.4f} at epoch {mf_metrics['best_epoch']} ({mf_metrics['valid_precision']}), "
+        f"ConvNCF {metric} {valid_convncf:.4f} at epoch {convncf_metrics['best_epoch']} "
+        f"({convncf_metrics['valid_precision']}) — {verdict}.",
         "",
         "## Test split",
+        "",
+        f"Test scores computed in {mf_metrics['precision']} (MF) and {convncf_metrics['precision']} (ConvNCF); ties "
+        "count against the held-out item in both protocols. One seed and no confidence interval: a small "
+        "difference may be noise.",
         "",
         _markdown(table.astype({"k": "Int64"})),  # read back from CSV, K is float beside AUC's empty K
         "",
@@ -127,20 +143,27 @@ def write_report(
     return "\n".join(lines) + "\n"
 
 
-def plot_training_curves(mf_history: pd.DataFrame, convncf_history: pd.DataFrame) -> plt.Figure:
-    """Loss and validation NDCG@10 per epoch; ConvNCF drawn from MF's best epoch on, where it starts."""
-    start = int(mf_history.loc[mf_history["epoch"] > 0, "ndcg@10"].idxmax())
-    start = int(mf_history.loc[start, "epoch"])
-    fig, (loss_ax, ndcg_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, history, offset in (("MF-BPR", mf_history, 0), ("ConvNCF (from MF's best epoch)", convncf_history, start)):
+def plot_training_curves(
+    mf_history: pd.DataFrame, convncf_history: pd.DataFrame, mf_metrics: dict, convncf_metrics: dict
+) -> plt.Figure:
+    """Loss and the validation selection metric per epoch; ConvNCF drawn from MF's best epoch on, where it starts."""
+    metric = convncf_metrics["selection_metric"]
+    mf_metric = mf_metrics["selection_metric"]
+    start = int(mf_metrics["best_epoch"])
+    fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    curves = (("MF-BPR", mf_history, 0, mf_metric),
+              (f"ConvNCF, {convncf_metrics.get('recipe')} (from MF's best epoch)", convncf_history, start, metric))
+    for name, history, offset, column in curves:
         trained = history[history["epoch"] > 0]
         loss_ax.plot(trained["epoch"] + offset, trained["loss"], label=name)
-        ndcg_ax.plot(history["epoch"] + offset, history["ndcg@10"], marker=".", label=name)
-    ndcg_ax.axhline(mf_history["ndcg@10"].max(), color="grey", linestyle="--", label="MF best")
+        if column == metric:
+            metric_ax.plot(history["epoch"] + offset, history[column], marker=".", label=name)
+    if mf_metric == metric:
+        metric_ax.axhline(mf_metrics["valid"][metric], color="grey", linestyle="--", label="MF best")
     loss_ax.set(xlabel="epoch", ylabel="BPR loss per triple", title="training loss", yscale="log")
-    ndcg_ax.set(xlabel="epoch", ylabel="validation NDCG@10", title="validation (sampled negatives)")
+    metric_ax.set(xlabel="epoch", ylabel=f"validation {metric}", title="validation (sampled negatives)")
     loss_ax.legend()
-    ndcg_ax.legend()
+    metric_ax.legend()
     fig.tight_layout()
     return fig
 

@@ -29,7 +29,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             "evaluation_report",
             name="write_report",
         ),
-        Node(plot_training_curves, ["mf_history", "convncf_history"], "training_curves", name="plot_training_curves"),
+        Node(
+            plot_training_curves,
+            ["mf_history", "convncf_history", "test_metrics_mf", "test_metrics_convncf"],
+            "training_curves",
+            name="plot_training_curves",
+        ),
         Node(plot_metrics_at_k, "metrics_table", "metrics_at_k_plot", name="plot_metrics_at_k"),
     ]
     return Pipeline(evaluate + report, tags=["evaluation"])

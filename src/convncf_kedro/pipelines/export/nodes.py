@@ -5,29 +5,36 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 import convncf_kedro
-from convncf_kedro.models import build_model
+from convncf_kedro.models import load_model, saved_info
 from convncf_kedro.params import ExportParams, parse_params
 from convncf_kedro.ranking.sampled import candidate_matrix
 from convncf_kedro.serving.onnx_export import export_onnx, largest_difference
 from convncf_kedro.serving.onnx_scoring import create_session, id_maps_hash
+from convncf_kedro.training.stage import check_trained_on
 
 
-def export_convncf(convncf_model: dict, user_map: pd.DataFrame, item_map: pd.DataFrame, params: dict) -> onnx.ModelProto:
+def export_convncf(
+    convncf_model: dict, user_map: pd.DataFrame, item_map: pd.DataFrame, train_matrix: sp.csr_matrix,
+    valid: pd.DataFrame, params: dict,
+) -> onnx.ModelProto:
     """The ONNX graph (user, item → score) with what a scorer must know in its metadata."""
     p = parse_params(ExportParams, params, "export")
-    model = build_model(convncf_model)
-    hyper = convncf_model["hyperparameters"]
+    check_trained_on(convncf_model, train_matrix, valid, "export")
+    model = load_model(convncf_model)
+    info = saved_info(convncf_model)
     metadata = {
-        "model_name": "ConvNCF",
+        "model_name": info["model_class"],
+        "recipe": info.get("recipe", ""),
         "model_version": convncf_kedro.__version__,
-        "embedding_size": hyper["embedding_size"],
-        "n_users": hyper["n_users"],
-        "n_items": hyper["n_items"],
+        "embedding_size": model.config.embedding_size,
+        "n_users": model.config.n_users,
+        "n_items": model.config.n_items,
         "training_dataset": p.dataset_name,
-        "best_epoch": convncf_model["epoch"],
+        "best_epoch": info["epoch"],
         "opset": p.opset,
         "id_maps_sha256": id_maps_hash(user_map, item_map),
     }
@@ -43,7 +50,7 @@ def validate_onnx(
     pair_users = np.repeat(users, items.shape[1])[: p.validation_pairs].astype(np.int64)
     pair_items = items.reshape(-1)[: p.validation_pairs].astype(np.int64)
     with torch.no_grad():
-        expected = build_model(convncf_model)(torch.from_numpy(pair_users), torch.from_numpy(pair_items)).numpy()
+        expected = load_model(convncf_model)(torch.from_numpy(pair_users), torch.from_numpy(pair_items)).numpy()
     session = create_session(convncf_onnx.SerializeToString(), device="cpu")
     actual = session.run(["score"], {"user": pair_users, "item": pair_items})[0]
     difference, worst = largest_difference(expected, actual)

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 export_convncf,
-                inputs=["convncf_model", "user_map", "item_map", "params:export"],
+                inputs=["convncf_model", "user_map", "item_map", "train_matrix", "valid", "params:export"],
                 outputs="convncf_onnx",
                 name="export_convncf_onnx",
             ),

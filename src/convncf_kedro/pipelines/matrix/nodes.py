@@ -44,6 +44,7 @@ def dataset_statistics(
         },
         "evaluated_users": {"valid": int(valid["user"].nunique()), "test": int(test["user"].nunique())},
         "users_train_only": split_report["users_train_only"],
+        "users_with_every_item": int((per_user >= n_items).sum()),  # no negative exists: no BPR triple
         "negatives_per_user": {"valid": _negatives_per_user(valid_negatives), "test": _negatives_per_user(test_negatives)},
         "raw_interactions": cleaning_report["raw_interactions"],
         "dropped_rows": cleaning_report["dropped_rows"],

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pandas as pd
 import scipy.sparse as sp
 
-from convncf_kedro.models import MF
+from convncf_kedro.models import MF, MFConfig
 from convncf_kedro.params import PretrainParams, parse_params
 from convncf_kedro.training.stage import seed_everything, train_stage
 
@@ -23,5 +23,7 @@ def train_mf(
     p = parse_params(PretrainParams, params, "pretrain")
     seed_everything(p.training.seed)
     n_users, n_items = train_matrix.shape
-    model = MF(n_users, n_items, p.embedding_size, p.reg_embedding, p.init_std)
-    yield from train_stage("pretrain", model, train_matrix, valid, valid_negatives, resume_checkpoint, p.training)
+    model = MF(MFConfig(n_users, n_items, p.embedding_size, p.reg_embedding, p.init_std))
+    yield from train_stage(
+        "pretrain", model, train_matrix, valid, valid_negatives, resume_checkpoint, p.batch_size, p.phases, p.training,
+    )

@@ -1,0 +1,159 @@
+"""The contract every model here keeps: RecBole's API, a frozen config, its optimisers, its saved form.
+
+Like RecBole's ``AbstractRecommender``, every model answers ``forward(user, item)``, ``predict``,
+``calculate_loss`` (BPR summed over the batch + ``reg_loss``) and ``score_block``; like nanoGPT's
+``GPT``, it is built from a frozen config dataclass, which its saved form stores, and it builds its
+own optimisers (``configure_optimizers``). Nothing outside ``models/`` reads a saved model's layout:
+``saved()`` writes it and ``load_model()`` reads it back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BPRLoss(nn.Module):
+    """Pairwise BPR loss summed over the batch: Σ softplus(−(pos − neg)) = −Σ ln σ(pos − neg)."""
+
+    def forward(self, pos_score: torch.Tensor, neg_score: torch.Tensor) -> torch.Tensor:
+        return F.softplus(neg_score - pos_score).sum()
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One stretch of training with its own fresh optimisers (what a schedule's phase asks for)."""
+
+    lr_embedding: float  # 0 freezes the embeddings
+    lr_tower: float  # 0 freezes every non-embedding parameter
+    optimizer: str = "adagrad"  # adagrad | adam
+    adagrad_initial_accumulator: float = 0.0  # TensorFlow 1's Adagrad starts at 0.1, PyTorch's at 0
+
+
+class BPRRecommender(nn.Module):
+    """User and item embeddings scored by ``forward``; trained with BPR on (user, pos, neg) triples."""
+
+    config_class: ClassVar[type]
+    _registry: ClassVar[dict[str, type[BPRRecommender]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        BPRRecommender._registry[cls.__name__] = cls
+
+    def __init__(self, config: Any):
+        super().__init__()
+        self.config = config
+        self.user_embedding = nn.Embedding(config.n_users, config.embedding_size)  # P: (n_users, d)
+        self.item_embedding = nn.Embedding(config.n_items, config.embedding_size)  # Q: (n_items, d)
+        self.loss = BPRLoss()
+
+    # --- scoring -------------------------------------------------------------------------------
+    def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:  # (B,), (B,) → (B,)
+        raise NotImplementedError
+
+    def predict(self, interaction: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.forward(interaction["user"], interaction["item"])
+
+    def score_block(self, users: torch.Tensor, items: torch.Tensor, batch_pairs: int = 65536) -> torch.Tensor:
+        """(U,) users × (I,) items → (U, I) scores, ``batch_pairs`` pairs per forward pass."""
+        pair_users = users.repeat_interleave(len(items))
+        pair_items = items.repeat(len(users))
+        scores = torch.cat([
+            self.forward(pair_users[s:s + batch_pairs], pair_items[s:s + batch_pairs])
+            for s in range(0, len(pair_users), batch_pairs)
+        ])
+        return scores.reshape(len(users), len(items))
+
+    def exportable(self) -> nn.Module:
+        """The module exported to ONNX: same ``(user, item) → score`` function, in the form ORT runs best."""
+        return self
+
+    # --- training ------------------------------------------------------------------------------
+    def reg_loss(self, user: torch.Tensor, pos_item: torch.Tensor, neg_item: torch.Tensor) -> torch.Tensor:
+        """L2 on the embedding rows the batch touches (the authors' ``regs[0]``); models add their own terms."""
+        rows = (self.user_embedding(user), self.item_embedding(pos_item), self.item_embedding(neg_item))
+        return self.config.reg_embedding * sum(r.pow(2).sum() for r in rows)
+
+    def calculate_loss(self, interaction: dict[str, torch.Tensor], regularised: bool = True) -> torch.Tensor:
+        user, pos_item, neg_item = interaction["user"], interaction["item"], interaction["neg_item"]
+        scores = self.forward(torch.cat([user, user]), torch.cat([pos_item, neg_item]))
+        pos_score, neg_score = scores.float().chunk(2)  # one pass for both halves of the triple
+        loss = self.loss(pos_score, neg_score)
+        return loss + self.reg_loss(user, pos_item, neg_item) if regularised else loss
+
+    def embedding_parameters(self) -> list[nn.Parameter]:
+        return [self.user_embedding.weight, self.item_embedding.weight]
+
+    def tower_parameters(self) -> list[nn.Parameter]:
+        embeddings = self.embedding_parameters()
+        return [p for p in self.parameters() if all(p is not e for e in embeddings)]
+
+    def configure_optimizers(self, phase: Phase) -> list[torch.optim.Optimizer]:
+        """Fresh optimisers for one phase: sparse ones for the embeddings (a batch touches few rows),
+        dense ones for the rest, each with its learning rate; a rate of 0 freezes that part."""
+        self.user_embedding.sparse = self.item_embedding.sparse = True
+        parts = [(self.embedding_parameters(), phase.lr_embedding, True), (self.tower_parameters(), phase.lr_tower, False)]
+        optimizers: list[torch.optim.Optimizer] = []
+        adagrad_groups = []
+        for params, lr, sparse in parts:
+            for p in params:
+                p.requires_grad_(lr > 0)
+            if not params or lr == 0:
+                continue
+            if phase.optimizer == "adagrad":
+                adagrad_groups.append({"params": params, "lr": lr})
+            elif phase.optimizer == "adam":
+                optimizers.append(torch.optim.SparseAdam(params, lr=lr) if sparse else torch.optim.Adam(params, lr=lr))
+            else:
+                raise ValueError(f"unknown optimizer '{phase.optimizer}' (use 'adagrad' or 'adam')")
+        if adagrad_groups:
+            optimizers.append(torch.optim.Adagrad(adagrad_groups, initial_accumulator_value=phase.adagrad_initial_accumulator))
+        if not optimizers:
+            raise ValueError("this phase trains nothing: lr_embedding and lr_tower are both 0")
+        return optimizers
+
+    # --- saved form ----------------------------------------------------------------------------
+    def saved(self, **extra: Any) -> dict[str, Any]:
+        """A plain dict (tensors, numbers, strings) that ``load_model`` rebuilds; ``extra`` rides along."""
+        state = {name: tensor.detach().cpu().clone() for name, tensor in self.state_dict().items()}
+        config = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.config).items()}
+        return {"model_class": type(self).__name__, "config": config, "state_dict": state, **extra}
+
+    def load_saved(self, saved: dict[str, Any]) -> None:
+        """Load the weights of a saved model of this very class and config (e.g. to resume)."""
+        if saved.get("model_class") != type(self).__name__ or saved.get("config") != self.saved()["config"]:
+            raise ValueError(
+                f"the saved {saved.get('model_class')} {saved.get('config')} is not this "
+                f"{type(self).__name__} {self.saved()['config']}"
+            )
+        self.load_state_dict(saved["state_dict"])
+
+    def fingerprint_bytes(self) -> bytes:
+        """The class, config and current weights, as bytes to hash (what a resume must match)."""
+        saved = self.saved()
+        parts = [saved["model_class"].encode(), repr(sorted(saved["config"].items())).encode()]
+        for name, tensor in sorted(saved["state_dict"].items()):
+            parts += [name.encode(), tensor.contiguous().numpy().tobytes()]
+        return b"".join(parts)
+
+
+def load_model(saved: dict[str, Any]) -> BPRRecommender:
+    """Rebuild a model from ``BPRRecommender.saved()``, in eval mode on the CPU."""
+    cls = BPRRecommender._registry.get(saved.get("model_class", ""))
+    if cls is None:
+        raise ValueError(
+            f"unknown model class {saved.get('model_class')!r}; expected one of {sorted(BPRRecommender._registry)}"
+        )
+    config = {k: tuple(v) if isinstance(v, list) else v for k, v in saved["config"].items()}
+    model = cls(cls.config_class(**config))
+    model.load_state_dict(saved["state_dict"])
+    return model.eval()
+
+
+def saved_info(saved: dict[str, Any]) -> dict[str, Any]:
+    """What a saved model says about itself beyond its weights: class, config and the ``extra`` it carries."""
+    return {k: v for k, v in saved.items() if k != "state_dict"}
