@@ -39,12 +39,13 @@ class KedroProject:
 
     def __init__(self, root: Path):
         self.root = root
+        shutil.rmtree(root / "conf", ignore_errors=True)  # the project's current conf; data/ is kept
         shutil.copytree(PROJECT_ROOT / "conf", root / "conf", ignore=shutil.ignore_patterns("local"))
         (root / "conf" / "local").mkdir()
         shutil.copy(PROJECT_ROOT / "pyproject.toml", root / "pyproject.toml")
-        (root / "src").mkdir()  # `kedro` on the command line wants it; the package itself is installed
+        (root / "src").mkdir(exist_ok=True)  # `kedro` on the command line wants it; the package itself is installed
         for layer in ("01_raw", "02_intermediate", "03_primary", "05_model_input", "06_models", "07_model_output", "08_reporting"):
-            (root / "data" / layer).mkdir(parents=True)
+            (root / "data" / layer).mkdir(parents=True, exist_ok=True)
 
     def use_dataset(self, name: str) -> None:
         """Point `raw_interactions` at a shared dataset (read in place, never copied)."""

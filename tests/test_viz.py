@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import threading
 
+import matplotlib.image
+import numpy as np
 import pytest
 
 from convncf_kedro.pipeline_registry import register_pipelines
@@ -57,4 +59,7 @@ def test_train_pipeline_renders_in_a_real_browser(viz_build, tmp_path):
         server.shutdown()
     for node in register_pipelines()["train"].nodes:
         assert node.name in dom, f"node {node.name} is not rendered"
-    assert screenshot.stat().st_size > 10_000
+    pixels = matplotlib.image.imread(screenshot)
+    assert pixels.shape[:2] == (1000, 1600)  # the window that was asked for
+    colours = np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)
+    assert len(colours) > 50, "the page rendered blank"  # a drawn graph: nodes, edges, text

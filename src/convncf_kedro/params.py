@@ -52,6 +52,7 @@ class IngestionParams(_Group):
     min_interactions: int = Field(3, ge=3)
     untimed_holdout: Literal["last", "random"] = "random"
     n_negatives: int = Field(99, ge=1)
+    given_negatives: Literal["strict", "resample", "drop"] = "resample"
     seed: int = 2018
 
 

@@ -5,7 +5,13 @@ import pytest
 
 from convncf_kedro.datasets.raw_files import RawFile
 from convncf_kedro.errors import InputDataError
-from convncf_kedro.interactions.readers import read_delimited, read_lightgcn, read_ncf, read_recbole
+from convncf_kedro.interactions.readers import (
+    check_given_negatives,
+    read_delimited,
+    read_lightgcn,
+    read_ncf,
+    read_recbole,
+)
 
 UDATA = dict(sep="\t", header=False, names=["user", "item", "rating", "timestamp"], user_column="user",
              item_column="item", rating_column="rating", timestamp_column="timestamp")
@@ -86,7 +92,7 @@ def test_ncf_files_keep_their_split_and_negatives():
                               raw(NCF_NEGATIVES, "a.test.negative"))
     assert (log["split"] == "train").sum() == 4
     assert log[log["split"] == "test"][["user", "item"]].values.tolist() == [["0", "12"], ["1", "11"]]
-    assert negatives.values.tolist() == [["0", "13"], ["0", "14"], ["1", "13"], ["1", "15"]]
+    assert negatives[["user", "item"]].values.tolist() == [["0", "13"], ["0", "14"], ["1", "13"], ["1", "15"]]
 
 
 def test_ncf_test_item_in_train_is_rejected_with_its_line():
@@ -95,10 +101,11 @@ def test_ncf_test_item_in_train_is_rejected_with_its_line():
                  raw(NCF_NEGATIVES, "a.test.negative"))
 
 
-def test_ncf_negative_that_is_a_positive_is_rejected_with_line_and_column():
-    with pytest.raises(InputDataError, match=r"a.test.negative, line 2, column 3: negative item 12 of user 1"):
-        read_ncf(raw(NCF_TRAIN, "a.train.rating"), raw(NCF_TEST, "a.test.rating"),
-                 raw("(0,12)\t13\t14\n(1,11)\t13\t12\n", "a.test.negative"))
+def test_ncf_negative_that_is_a_positive_is_rejected_with_line_and_column_when_strict():
+    log, negatives = read_ncf(raw(NCF_TRAIN, "a.train.rating"), raw(NCF_TEST, "a.test.rating"),
+                              raw("(0,12)\t13\t14\n(1,11)\t13\t12\n", "a.test.negative"))
+    with pytest.raises(InputDataError, match=r"a.test.negative, line 2, column 3: negative item 12 of user 1 is one"):
+        check_given_negatives(log, negatives, "strict", np.random.default_rng(0), "a.test.negative")
 
 
 def test_ncf_malformed_negative_line():

@@ -1,8 +1,13 @@
 """End to end on the real datasets: ingestion + matrix through Kedro, figures as the datasets' README states."""
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
+from kedro_project import SHARED_DATASETS
+
+from convncf_kedro.errors import InputDataError
 
 pytestmark = pytest.mark.e2e
 
@@ -79,3 +84,56 @@ def test_runtime_params_change_the_split(kedro_project, shared_datasets):
     report = project.load("cleaning_report")
     assert report["dropped_rows"]["below_rating_threshold"] == (raw["rating"] < 4).sum()
     assert project.load("valid_negatives").groupby("user").size().unique().tolist() == [50]
+
+
+@pytest.fixture
+def defective_ncf_copy(tmp_path):
+    """ml-100k-ncf with user 0's negatives edited as published files often are: two positives, one repeat."""
+    source = SHARED_DATASETS / "ml-100k-ncf"
+    folder = tmp_path / "ncf"
+    folder.mkdir()
+    for name in ("ml-100k.train.rating", "ml-100k.test.rating"):
+        shutil.copy(source / name, folder / name)
+    lines = (source / "ml-100k.test.negative").read_text().splitlines()
+    head, *items = lines[0].split("\t")
+    user0_train = [line.split("\t")[1] for line in (source / "ml-100k.train.rating").read_text().splitlines()
+                   if line.split("\t")[0] == "0"][:2]
+    items[4], items[9], items[20] = user0_train[0], user0_train[1], items[3]  # columns 6, 11: positives; 22: a repeat
+    lines[0] = "\t".join([head, *items])
+    (folder / "ml-100k.test.negative").write_text("\n".join(lines) + "\n")
+    return folder, set(user0_train)
+
+
+def ncf_project(kedro_project, folder, policy):
+    project = kedro_project()
+    project.write_conf("catalog.yml", {"raw_interactions": {
+        "type": "convncf_kedro.datasets.RawInteractionFiles", "path": str(folder),
+        "files": {"train": "ml-100k.train.rating", "test": "ml-100k.test.rating", "negatives": "ml-100k.test.negative"},
+    }})
+    project.write_conf("parameters_ingestion.yml", {"ingestion": {"format": "ncf", "given_negatives": policy}})
+    return project
+
+
+def test_strict_stops_at_the_first_bad_given_negative_naming_file_line_and_column(kedro_project, defective_ncf_copy):
+    folder, _ = defective_ncf_copy
+    with pytest.raises(InputDataError, match=r"ml-100k.test.negative, line 1, column 6: negative item \d+ of user 0 is one"):
+        ncf_project(kedro_project, folder, "strict").run("ingestion")
+
+
+@pytest.mark.parametrize("policy, negatives_of_user0", [("resample", 99), ("drop", 96)])
+def test_bad_given_negatives_are_resampled_or_dropped_and_counted(kedro_project, defective_ncf_copy, policy,
+                                                                  negatives_of_user0):
+    folder, positives = defective_ncf_copy
+    project = ncf_project(kedro_project, folder, policy)
+    project.run("ingestion")
+    project.run("matrix")
+    report = project.load("cleaning_report")["given_negatives"]
+    assert (report["positives"], report["repeats"], report["policy"]) == (2, 1, policy)
+    assert report["file"].endswith("ml-100k.test.negative")
+    negatives = project.load("test_negatives")
+    item_raw = project.load("item_map").set_index("index")["raw_id"]
+    user0 = item_raw.loc[negatives.loc[negatives["user"] == 0, "item"]].tolist()
+    assert len(user0) == len(set(user0)) == negatives_of_user0 and not set(user0) & positives
+    assert negatives.groupby("user").size().drop(0).eq(99).all()
+    stats = project.load("dataset_statistics")["negatives_per_user"]["test"]
+    assert (stats["min"], stats["max"]) == (negatives_of_user0, 99)

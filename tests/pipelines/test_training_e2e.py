@@ -2,7 +2,9 @@
 
 import os
 
+import matplotlib.image
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -49,9 +51,10 @@ def test_train_writes_both_models_and_their_histories(trained):
 def test_evaluation_report_compares_both_models_by_both_protocols(trained):
     catalog = trained.catalog()
     report_dir = trained.root / "data/08_reporting"
-    for name in ("test_metrics_mf.json", "test_metrics_convncf.json", "metrics_table.csv",
-                 "evaluation_report.md", "training_curves.png", "metrics_at_k.png", "dataset_statistics.json"):
-        assert (report_dir / name).stat().st_size > 0, name
+    for name in ("training_curves.png", "metrics_at_k.png"):
+        pixels = matplotlib.image.imread(report_dir / name)
+        assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20, f"{name} is blank"
+    assert catalog.load("dataset_statistics")["users"] == 943
     metrics = catalog.load("test_metrics_convncf")
     assert metrics["sampled"]["rows"] == 943 and metrics["full"]["users"] == 943
     assert metrics["precision"] == "fp32" and metrics["selection_metric"] == "ndcg@20"

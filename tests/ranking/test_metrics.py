@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from convncf_kedro.ranking.metrics import (
@@ -10,6 +11,7 @@ from convncf_kedro.ranking.metrics import (
     rank_among_negatives,
     sampled_metrics,
 )
+from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled
 
 
 def test_ties_count_against_the_held_out_item():
@@ -67,3 +69,16 @@ def test_full_ranking_with_one_test_item_matches_sampled_definitions():
 def test_full_ranking_refuses_k_beyond_the_kept_list():
     with pytest.raises(ValueError, match="K=20 is larger than the 10"):
         full_ranking_metrics(np.zeros((1, 10), dtype=bool), np.ones(1), [20])
+
+
+def test_users_with_fewer_given_negatives_are_ranked_among_theirs_only():
+    held_out = pd.DataFrame({"user": [0, 1], "item": [10, 20]})
+    negatives = pd.DataFrame({"user": [0, 0, 0, 1, 1], "item": [11, 12, 13, 21, 22]})  # user 1 had one dropped
+    users, items = candidate_matrix(held_out, negatives)
+    assert items.tolist() == [[10, 11, 12, 13], [20, 21, 22, -1]]
+    scores = {10: 0.5, 11: 0.9, 12: 0.1, 13: 0.2, 20: 0.5, 21: 0.1, 22: 0.2}
+    scored = []
+    metrics = evaluate_sampled(lambda u, i: scored.append(i) or np.array([scores[x] for x in i]), users, items, [1])
+    assert -1 not in np.concatenate(scored)  # padding is never scored
+    assert metrics["hr@1"] == 0.5  # user 0 ranks 2nd, user 1 first
+    assert metrics["auc"] == pytest.approx(((1 - 1 / 3) + 1.0) / 2)  # per-user negative counts: 3 and 2

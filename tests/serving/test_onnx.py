@@ -15,6 +15,7 @@ from convncf_kedro.serving.onnx_scoring import (
     ModelMismatchError,
     create_session,
     id_maps_hash,
+    main,
     model_metadata,
     recommend,
 )
@@ -120,3 +121,33 @@ def test_a_file_that_is_not_a_model_gets_a_clear_error(tmp_path):
     bad.write_bytes(b"certainly not protobuf")
     with pytest.raises(ModelMismatchError, match="not a usable ONNX model"):
         create_session(str(bad))
+
+
+def test_a_seen_matrix_of_the_wrong_shape_is_named_with_what_was_expected(exported, maps, seen, tmp_path):
+    wrong = sp.csr_matrix((N_USERS, N_ITEMS - 1), dtype=np.float32)
+    with pytest.raises(ModelMismatchError, match=rf"seen: the seen-items matrix is 30 × 79, but the id maps have 30 users × {N_ITEMS} items"):
+        recommend(session_of(exported), *maps, wrong, k=3)
+    users, items = maps
+    paths = {"model": tmp_path / "m.onnx", "user-map": tmp_path / "u.parquet", "item-map": tmp_path / "i.parquet",
+             "seen": tmp_path / "seen.npz"}
+    OnnxModelDataset(str(paths["model"])).save(exported)
+    users.to_parquet(paths["user-map"])
+    items.to_parquet(paths["item-map"])
+    sp.save_npz(paths["seen"], wrong)
+    args = [a for name, path in paths.items() for a in (f"--{name}", str(path))]
+    with pytest.raises(ModelMismatchError, match=r"seen.npz: the seen-items matrix is 30 × 79"):
+        main([*args, "--out", str(tmp_path / "out.parquet")])
+
+
+def test_a_graph_with_other_inputs_is_refused_naming_the_file(tmp_path):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["user"], ["score"], to=TensorProto.FLOAT)], "not-convncf",
+        [helper.make_tensor_value_info("user", TensorProto.INT32, ["N"])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, ["N"])],
+    )
+    path = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(path))
+    with pytest.raises(ModelMismatchError, match=r"other.onnx: the graph takes \{'user': 'tensor\(int32\)'\}"):
+        create_session(str(path))

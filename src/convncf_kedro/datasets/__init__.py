@@ -1,5 +1,7 @@
-"""The project's few custom Kedro datasets: raw files, sparse matrices, torch checkpoints, ONNX models."""
+"""The project's few custom Kedro datasets: raw files, sparse matrices, torch checkpoints, ONNX models, and
+an atomic wrapper for kedro-datasets' file datasets."""
 
+from .atomic import AtomicDataset
 from .onnx_model import OnnxModelDataset
 from .raw_files import RawFile, RawInteractionFiles
 from .sparse_matrix import SparseMatrixDataset
@@ -7,6 +9,6 @@ from .torch_checkpoint import TorchCheckpointDataset
 from .user_list import UserListDataset
 
 __all__ = [
-    "OnnxModelDataset", "RawFile", "RawInteractionFiles", "SparseMatrixDataset", "TorchCheckpointDataset",
+    "AtomicDataset", "OnnxModelDataset", "RawFile", "RawInteractionFiles", "SparseMatrixDataset", "TorchCheckpointDataset",
     "UserListDataset",
 ]

@@ -7,6 +7,8 @@ from typing import Any
 
 from kedro.io import AbstractDataset
 
+from ._atomic import atomic_path
+
 
 class UserListDataset(AbstractDataset[list[str], list[str] | None]):
     """Raw user ids, one per line (blank lines and lines starting with '#' are ignored)."""
@@ -22,8 +24,8 @@ class UserListDataset(AbstractDataset[list[str], list[str] | None]):
         return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
     def save(self, data: list[str]) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        self._filepath.write_text("".join(f"{user}\n" for user in data), encoding="utf-8")
+        with atomic_path(self._filepath) as tmp:
+            tmp.write_text("".join(f"{user}\n" for user in data), encoding="utf-8")
 
     def _exists(self) -> bool:
         return self._filepath.is_file()

@@ -210,7 +210,12 @@ def _first_overlap(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
 
 
 def read_ncf(train: RawFile, test: RawFile, negatives: RawFile) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """NCF/ConvNCF pre-split files: ``X.train.rating``, ``X.test.rating`` and ``X.test.negative``."""
+    """NCF/ConvNCF pre-split files: ``X.train.rating``, ``X.test.rating`` and ``X.test.negative``.
+
+    The negatives come back as written (``user, item, line, column``): published files often hold
+    "negatives" that are positives of their user, or repeats; :func:`check_given_negatives` applies
+    the configured policy to them.
+    """
     train_log, _ = _read_ncf_ratings(train, "train")
     test_log, test_lines = _read_ncf_ratings(test, "test")
     overlap = _first_overlap(test_log.assign(line=test_lines), train_log)
@@ -231,16 +236,8 @@ def read_ncf(train: RawFile, test: RawFile, negatives: RawFile) -> tuple[pd.Data
         )
     rows = [[str(int(match.group(1)))] + row[1:] for match, row in zip(pairs, rows, strict=True)]
     table = _flatten_lists(negatives, rows, numbers, "user id").rename(columns={"head": "user"})
-    positives = pd.concat([train_log, test_log], ignore_index=True)
-    clash = _first_overlap(table, positives)
-    if not clash.empty:
-        row = clash.iloc[0]
-        raise InputDataError(
-            negatives.path, f"negative item {row['item']} of user {row['user']} is one of that user's positives",
-            line=int(row["line"]), column=int(row["column"]),
-        )
     log = pd.concat([train_log, test_log], ignore_index=True)[LOG_COLUMNS]
-    return log, table[["user", "item"]].reset_index(drop=True)
+    return log, table[["user", "item", "line", "column"]].reset_index(drop=True)
 
 
 def read_lightgcn(train: RawFile, test: RawFile) -> pd.DataFrame:
@@ -259,3 +256,40 @@ def read_lightgcn(train: RawFile, test: RawFile) -> pd.DataFrame:
             line=int(row["line"]), column=int(row["column"]),
         )
     return pd.concat(logs, ignore_index=True)[LOG_COLUMNS]
+
+
+def check_given_negatives(
+    log: pd.DataFrame, negatives: pd.DataFrame, policy: str, rng: np.random.Generator, path: str
+) -> tuple[pd.DataFrame, dict]:
+    """Apply ``ingestion.given_negatives`` to given negatives that are positives of their user or repeats.
+
+    ``strict`` stops at the first one (file, line, column); ``drop`` removes them; ``resample`` replaces
+    each with a seeded uniform draw among the user's true negatives (items of the data set that are
+    neither a positive of the user nor already among their negatives). Returns the negatives
+    (``user, item``) and the counts for the cleaning report.
+    """
+    is_positive = pd.MultiIndex.from_frame(negatives[["user", "item"]]).isin(
+        pd.MultiIndex.from_frame(log[["user", "item"]]))
+    is_repeat = negatives.duplicated(["user", "item"]).to_numpy() & ~is_positive
+    report = {"file": path, "policy": policy, "positives": int(is_positive.sum()), "repeats": int(is_repeat.sum())}
+    if policy == "strict" and (is_positive.any() or is_repeat.any()):
+        row = negatives[is_positive | is_repeat].iloc[0]
+        problem = "is one of that user's positives" if is_positive[row.name] else "is repeated in that user's list"
+        raise InputDataError(path, f"negative item {row['item']} of user {row['user']} {problem} (set "
+                             "ingestion.given_negatives to resample or drop to accept such files)",
+                             line=int(row["line"]), column=int(row["column"]))
+    flagged = is_positive | is_repeat
+    kept = negatives[~flagged][["user", "item"]]
+    if policy == "drop" or not flagged.any():
+        return kept.reset_index(drop=True), report
+    universe = pd.unique(pd.concat([log["item"], negatives["item"]], ignore_index=True))
+    positives_of = log.groupby("user")["item"].agg(set)
+    kept_of = kept.groupby("user")["item"].agg(set)
+    drawn = []
+    for user, count in negatives[flagged].groupby("user").size().items():
+        taken = positives_of.get(user, set()) | kept_of.get(user, set())
+        pool = np.array([item for item in universe if item not in taken], dtype=object)
+        if len(pool) < count:
+            raise InputDataError(path, f"user {user} has only {len(pool)} items left to replace {count} bad negatives")
+        drawn.append(pd.DataFrame({"user": user, "item": rng.choice(pool, size=count, replace=False)}))
+    return pd.concat([kept, *drawn], ignore_index=True), report

@@ -48,8 +48,8 @@ def rank_among_negatives(positive_scores: np.ndarray, negative_scores: np.ndarra
     return (negative_scores >= positive_scores[:, None]).sum(axis=1)
 
 
-def sampled_metrics(ranks: np.ndarray, n_negatives: int, ks: list[int]) -> dict[str, float]:
-    """Metrics@K of 0-based ranks of one held-out item per user among ``n_negatives`` negatives."""
+def sampled_metrics(ranks: np.ndarray, n_negatives: int | np.ndarray, ks: list[int]) -> dict[str, float]:
+    """Metrics@K of 0-based ranks of one held-out item per user among ``n_negatives`` negatives (per row or all)."""
     ranks = np.asarray(ranks)
     out: dict[str, float] = {}
     for k in ks:

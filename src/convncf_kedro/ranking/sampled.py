@@ -16,15 +16,16 @@ def candidate_matrix(held_out: pd.DataFrame, negatives: pd.DataFrame) -> tuple[n
     """One row per held-out (user, item): users (R,) and items (R, 1 + N), the held-out item first.
 
     Users with several held-out items (Gowalla's test split) get a row for each, ranked against the
-    same negatives. Every user must have the same number of negatives.
+    same negatives. Users with fewer negatives than N (given negatives under ``drop``) have their row
+    padded with -1, which is never scored and never ranked.
     """
     negatives = negatives.sort_values(["user", "item"], kind="stable")
     per_user = negatives.groupby("user").size()
-    if per_user.nunique() > 1:
-        raise ValueError(f"users have between {per_user.min()} and {per_user.max()} negatives; expected one count")
-    n = int(per_user.iloc[0])
-    negative_items = negatives["item"].to_numpy().reshape(-1, n)
+    n = int(per_user.max())
+    slot = negatives.groupby("user").cumcount().to_numpy()
     row_of_user = pd.Series(np.arange(len(per_user)), index=per_user.index)
+    negative_items = np.full((len(per_user), n), -1, dtype=np.int64)
+    negative_items[row_of_user.loc[negatives["user"]].to_numpy(), slot] = negatives["item"].to_numpy()
     held_out = held_out[held_out["user"].isin(per_user.index)]
     users = held_out["user"].to_numpy()
     items = np.column_stack([held_out["item"].to_numpy(), negative_items[row_of_user.loc[users].to_numpy()]])
@@ -39,8 +40,11 @@ def evaluate_sampled(
     A NaN or infinite score stops with :class:`NonFiniteScoresError` naming ``label``: NaN compares
     False with everything, so it would otherwise rank the held-out item first and earn perfect metrics.
     """
-    n_rows, n_candidates = items.shape
-    scores = score_pairs(np.repeat(users, n_candidates), items.reshape(-1)).reshape(n_rows, n_candidates)
-    check_finite(scores, label)
+    n_candidates = items.shape[1]
+    real = items >= 0  # padding (-1) is neither scored nor ranked
+    scored = score_pairs(np.repeat(users, n_candidates)[real.ravel()], items[real])
+    check_finite(scored, label)
+    scores = np.full(items.shape, -np.inf, dtype=np.float32)
+    scores[real] = scored
     ranks = rank_among_negatives(scores[:, 0], scores[:, 1:])
-    return sampled_metrics(ranks, n_candidates - 1, ks)
+    return sampled_metrics(ranks, real[:, 1:].sum(axis=1), ks)

@@ -47,8 +47,9 @@ def validate_onnx(
     """ONNX Runtime's scores must equal PyTorch's on real (user, candidate) pairs, else the run fails."""
     p = parse_params(ExportParams, params, "export")
     users, items = candidate_matrix(test, test_negatives)
-    pair_users = np.repeat(users, items.shape[1])[: p.validation_pairs].astype(np.int64)
-    pair_items = items.reshape(-1)[: p.validation_pairs].astype(np.int64)
+    real = items.reshape(-1) >= 0  # rows padded with -1 where given negatives were dropped
+    pair_users = np.repeat(users, items.shape[1])[real][: p.validation_pairs].astype(np.int64)
+    pair_items = items.reshape(-1)[real][: p.validation_pairs].astype(np.int64)
     with torch.no_grad():
         expected = load_model(convncf_model)(torch.from_numpy(pair_users), torch.from_numpy(pair_items)).numpy()
     session = create_session(convncf_onnx.SerializeToString(), device="cpu")

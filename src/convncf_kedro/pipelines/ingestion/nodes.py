@@ -13,8 +13,9 @@ from convncf_kedro.params import IngestionParams, parse_params
 _ROLES = {"delimited": ["log"], "recbole": ["log"], "ncf": ["train", "test", "negatives"], "lightgcn": ["train", "test"]}
 
 
-def parse_raw_files(raw_files: dict[str, RawFile], params: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read the raw files in the configured format into the standard log and any given negatives."""
+def parse_raw_files(raw_files: dict[str, RawFile], params: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Read the raw files in the configured format into the standard log, any given negatives, and
+    what the ``given_negatives`` policy did to them."""
     p = parse_params(IngestionParams, params, "ingestion")
     missing = [role for role in _ROLES[p.format] if role not in raw_files]
     if missing:
@@ -30,18 +31,22 @@ def parse_raw_files(raw_files: dict[str, RawFile], params: dict) -> tuple[pd.Dat
             raw_files["log"], d.sep, d.header, d.names, d.user_column, d.item_column,
             d.rating_column, d.timestamp_column,
         )
-        return log, no_negatives
+        return log, no_negatives, {}
     if p.format == "recbole":
         r = p.recbole
         log = readers.read_recbole(raw_files["log"], r.user_field, r.item_field, r.rating_field, r.timestamp_field)
-        return log, no_negatives
+        return log, no_negatives, {}
     if p.format == "ncf":
-        return readers.read_ncf(raw_files["train"], raw_files["test"], raw_files["negatives"])
-    return readers.read_lightgcn(raw_files["train"], raw_files["test"]), no_negatives
+        log, given = readers.read_ncf(raw_files["train"], raw_files["test"], raw_files["negatives"])
+        rng = np.random.default_rng(np.random.SeedSequence(p.seed).spawn(3)[2])
+        negatives, report = readers.check_given_negatives(
+            log, given, p.given_negatives, rng, raw_files["negatives"].path)
+        return log, negatives, report
+    return readers.read_lightgcn(raw_files["train"], raw_files["test"]), no_negatives, {}
 
 
 def clean_and_index(
-    raw_log: pd.DataFrame, given_negatives: pd.DataFrame, params: dict
+    raw_log: pd.DataFrame, given_negatives: pd.DataFrame, given_negatives_report: dict, params: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Deduplicate, threshold and k-core filter, then map raw ids to contiguous indices."""
     p = parse_params(IngestionParams, params, "ingestion")
@@ -52,6 +57,7 @@ def clean_and_index(
         "interactions": len(log),
         "dropped_rows": {**dropped, "given_negatives_of_dropped_users": dropped_negatives},
         "has_timestamps": bool(raw_log["timestamp"].notna().all()),
+        "given_negatives": given_negatives_report,  # positives and repeats among them, and what was done
     }
     return log, negatives, user_map, item_map, report
 

@@ -11,12 +11,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 parse_raw_files,
                 inputs=["raw_interactions", "params:ingestion"],
-                outputs=["raw_log", "given_test_negatives_raw"],
+                outputs=["raw_log", "given_test_negatives_raw", "given_negatives_report"],
                 name="parse_raw_files",
             ),
             Node(
                 clean_and_index,
-                inputs=["raw_log", "given_test_negatives_raw", "params:ingestion"],
+                inputs=["raw_log", "given_test_negatives_raw", "given_negatives_report", "params:ingestion"],
                 outputs=["interactions", "given_test_negatives", "user_map", "item_map", "cleaning_report"],
                 name="clean_and_index_interactions",
             ),
