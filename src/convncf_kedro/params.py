@@ -148,6 +148,8 @@ class EvaluationParams(_Group):
     protocols: list[Literal["sampled", "full"]] = Field(min_length=1)
     max_users: int | None = Field(None, ge=1)
     seed: int = 2018
+    confidence: float = Field(0.95, gt=0, lt=1)
+    bootstrap_resamples: int = Field(2000, ge=100)
     chunk_users: int = Field(ge=1)
     chunk_items: int = Field(ge=1)
     batch_pairs: int = Field(ge=1)

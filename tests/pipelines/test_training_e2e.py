@@ -58,7 +58,13 @@ def test_evaluation_report_compares_both_models_by_both_protocols(trained):
     metrics = catalog.load("test_metrics_convncf")
     assert metrics["sampled"]["rows"] == 943 and metrics["full"]["users"] == 943
     assert metrics["precision"] == "fp32" and metrics["selection_metric"] == "ndcg@20"
-    assert set(catalog.load("metrics_table")["protocol"]) == {"sampled", "full"}
+    table = catalog.load("metrics_table")
+    assert set(table["protocol"]) == {"sampled", "full"}
+    assert (table["ci_low"] <= table["ConvNCF - MF"] + 1e-12).all() and (table["ConvNCF - MF"] <= table["ci_high"] + 1e-12).all()
+    assert set(table["verdict"]) <= {"gain", "loss", "no significant difference"}
+    per_user = catalog.load("per_user_metrics_convncf")
+    sampled = per_user[per_user["protocol"] == "sampled"]
+    assert len(sampled) == 943 and sampled["ndcg@10"].mean() == pytest.approx(metrics["sampled"]["ndcg@10"])
     report = catalog.load("evaluation_report")
     assert "ConvNCF ndcg@20" in report and "MF ndcg@10" in report and "selected on different metrics" in report
 

@@ -8,6 +8,7 @@ import pytest
 
 from convncf_kedro.ranking.metrics import (
     full_ranking_metrics,
+    paired_difference,
     rank_among_negatives,
     sampled_metrics,
 )
@@ -82,3 +83,18 @@ def test_users_with_fewer_given_negatives_are_ranked_among_theirs_only():
     assert -1 not in np.concatenate(scored)  # padding is never scored
     assert metrics["hr@1"] == 0.5  # user 0 ranks 2nd, user 1 first
     assert metrics["auc"] == pytest.approx(((1 - 1 / 3) + 1.0) / 2)  # per-user negative counts: 3 and 2
+
+
+def test_paired_bootstrap_recovers_a_known_difference_and_calls_it_only_when_the_interval_excludes_zero():
+    rng = np.random.default_rng(0)
+    baseline = rng.uniform(0, 1, 4000)
+    shifted = paired_difference(baseline + 0.02 + rng.normal(0, 0.05, 4000), baseline, 0.95, 2000, 1)
+    # the mean of the added noise is ~N(0.02, 0.05/√4000 ≈ 0.0008): the interval is about ±0.0016 around 0.02
+    assert shifted["difference"] == pytest.approx(0.02, abs=0.003)
+    assert shifted["ci_low"] < shifted["difference"] < shifted["ci_high"]
+    assert shifted["ci_high"] - shifted["ci_low"] == pytest.approx(2 * 1.96 * 0.05 / math.sqrt(4000), rel=0.15)
+    assert shifted["verdict"] == "gain"
+    assert paired_difference(baseline - 0.02, baseline, 0.95, 2000, 1)["verdict"] == "loss"
+    noise = paired_difference(baseline + rng.normal(0, 0.05, 4000), baseline, 0.95, 2000, 1)
+    assert noise["ci_low"] < 0 < noise["ci_high"] and noise["verdict"] == "no significant difference"
+    assert paired_difference(baseline, baseline, 0.95, 2000, 1)["verdict"] == "no significant difference"

@@ -25,6 +25,7 @@ With one test item these equal the sampled definitions above.
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 
 METRICS = ("hr", "ndcg", "mrr", "recall", "precision")
 
@@ -48,37 +49,71 @@ def rank_among_negatives(positive_scores: np.ndarray, negative_scores: np.ndarra
     return (negative_scores >= positive_scores[:, None]).sum(axis=1)
 
 
-def sampled_metrics(ranks: np.ndarray, n_negatives: int | np.ndarray, ks: list[int]) -> dict[str, float]:
-    """Metrics@K of 0-based ranks of one held-out item per user among ``n_negatives`` negatives (per row or all)."""
+def sampled_metrics_per_user(ranks: np.ndarray, n_negatives: int | np.ndarray, ks: list[int]) -> dict[str, np.ndarray]:
+    """Each held-out row's metrics@K from its 0-based rank among ``n_negatives`` negatives (per row or all)."""
     ranks = np.asarray(ranks)
-    out: dict[str, float] = {}
+    out: dict[str, np.ndarray] = {}
     for k in ks:
         hit = ranks < k
-        out[f"hr@{k}"] = float(hit.mean())
-        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
-        out[f"mrr@{k}"] = float(np.where(hit, 1.0 / (ranks + 1.0), 0.0).mean())
+        out[f"hr@{k}"] = hit.astype(float)
+        out[f"ndcg@{k}"] = np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
+        out[f"mrr@{k}"] = np.where(hit, 1.0 / (ranks + 1.0), 0.0)
         out[f"recall@{k}"] = out[f"hr@{k}"]
         out[f"precision@{k}"] = out[f"hr@{k}"] / k
-    out["auc"] = float((1.0 - ranks / n_negatives).mean())
+    out["auc"] = 1.0 - ranks / n_negatives
     return out
 
 
-def full_ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, ks: list[int]) -> dict[str, float]:
-    """Metrics@K from (U, K_max) booleans ``hits`` (top-K_max list, best first) and (U,) test-set sizes."""
+def sampled_metrics(ranks: np.ndarray, n_negatives: int | np.ndarray, ks: list[int]) -> dict[str, float]:
+    """Metrics@K averaged over held-out rows (see :func:`sampled_metrics_per_user`)."""
+    return mean_metrics(sampled_metrics_per_user(ranks, n_negatives, ks))
+
+
+def full_ranking_metrics_per_user(hits: np.ndarray, n_relevant: np.ndarray, ks: list[int]) -> dict[str, np.ndarray]:
+    """Each user's metrics@K from (U, K_max) booleans ``hits`` (top-K_max list, best first) and (U,) test-set sizes."""
     hits = np.asarray(hits, dtype=bool)
     n_relevant = np.asarray(n_relevant, dtype=float)
     discount = 1.0 / np.log2(np.arange(hits.shape[1]) + 2.0)  # (K_max,)
     first_hit = np.where(hits.any(axis=1), hits.argmax(axis=1), hits.shape[1])
-    out: dict[str, float] = {}
+    out: dict[str, np.ndarray] = {}
     for k in ks:
         if k > hits.shape[1]:
             raise ValueError(f"K={k} is larger than the {hits.shape[1]} ranked items kept per user")
         top = hits[:, :k]
         n_hits = top.sum(axis=1)
         ideal = np.cumsum(discount)[np.minimum(n_relevant, k).astype(int) - 1]
-        out[f"hr@{k}"] = float((n_hits > 0).mean())
-        out[f"ndcg@{k}"] = float(((top * discount[:k]).sum(axis=1) / ideal).mean())
-        out[f"mrr@{k}"] = float(np.where(first_hit < k, 1.0 / (first_hit + 1.0), 0.0).mean())
-        out[f"recall@{k}"] = float((n_hits / n_relevant).mean())
-        out[f"precision@{k}"] = float((n_hits / k).mean())
+        out[f"hr@{k}"] = (n_hits > 0).astype(float)
+        out[f"ndcg@{k}"] = (top * discount[:k]).sum(axis=1) / ideal
+        out[f"mrr@{k}"] = np.where(first_hit < k, 1.0 / (first_hit + 1.0), 0.0)
+        out[f"recall@{k}"] = n_hits / n_relevant
+        out[f"precision@{k}"] = n_hits / k
     return out
+
+
+def full_ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, ks: list[int]) -> dict[str, float]:
+    """Metrics@K averaged over users (see :func:`full_ranking_metrics_per_user`)."""
+    return mean_metrics(full_ranking_metrics_per_user(hits, n_relevant, ks))
+
+
+def mean_metrics(per_user: dict[str, np.ndarray]) -> dict[str, float]:
+    return {name: float(np.mean(values)) for name, values in per_user.items()}
+
+
+def paired_difference(
+    candidate: np.ndarray, baseline: np.ndarray, confidence: float, resamples: int, seed: int
+) -> dict[str, float]:
+    """Mean of ``candidate − baseline`` over the same users, with a paired bootstrap interval (users resampled).
+
+    ``verdict`` is ``gain`` or ``loss`` only when the interval excludes 0.
+    """
+    difference = np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float)
+    if not difference.any():  # identical models: the bootstrap of a constant has no spread
+        low = high = 0.0
+    else:
+        interval = stats.bootstrap(
+            (difference,), np.mean, confidence_level=confidence, n_resamples=resamples, vectorized=True,
+            method="percentile", rng=np.random.default_rng(seed),
+        ).confidence_interval
+        low, high = float(interval.low), float(interval.high)
+    verdict = "gain" if low > 0 else "loss" if high < 0 else "no significant difference"
+    return {"difference": float(difference.mean()), "ci_low": low, "ci_high": high, "verdict": verdict}

@@ -35,7 +35,14 @@ def candidate_matrix(held_out: pd.DataFrame, negatives: pd.DataFrame) -> tuple[n
 def evaluate_sampled(
     score_pairs: ScorePairs, users: np.ndarray, items: np.ndarray, ks: list[int], label: str = "model"
 ) -> dict[str, float]:
-    """Score every (user, candidate) pair, rank the held-out item (column 0), average the metrics.
+    """Score every (user, candidate) pair, rank the held-out item (column 0), average the metrics."""
+    return sampled_metrics(*rank_sampled(score_pairs, users, items, label), ks)
+
+
+def rank_sampled(
+    score_pairs: ScorePairs, users: np.ndarray, items: np.ndarray, label: str = "model"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(R,) 0-based ranks of each held-out item (column 0) among its negatives, and (R,) negatives per row.
 
     A NaN or infinite score stops with :class:`NonFiniteScoresError` naming ``label``: NaN compares
     False with everything, so it would otherwise rank the held-out item first and earn perfect metrics.
@@ -46,5 +53,4 @@ def evaluate_sampled(
     check_finite(scored, label)
     scores = np.full(items.shape, -np.inf, dtype=np.float32)
     scores[real] = scored
-    ranks = rank_among_negatives(scores[:, 0], scores[:, 1:])
-    return sampled_metrics(ranks, real[:, 1:].sum(axis=1), ks)
+    return rank_among_negatives(scores[:, 0], scores[:, 1:]), real[:, 1:].sum(axis=1)

@@ -18,8 +18,13 @@ from convncf_kedro.models import load_model, saved_info  # noqa: E402
 from convncf_kedro.models.scoring import block_scorer, pair_scorer  # noqa: E402
 from convncf_kedro.params import EvaluationParams, parse_params  # noqa: E402
 from convncf_kedro.ranking.full import hits_against, top_k_unseen  # noqa: E402
-from convncf_kedro.ranking.metrics import full_ranking_metrics  # noqa: E402
-from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled  # noqa: E402
+from convncf_kedro.ranking.metrics import (  # noqa: E402
+    full_ranking_metrics_per_user,
+    mean_metrics,
+    paired_difference,
+    sampled_metrics_per_user,
+)
+from convncf_kedro.ranking.sampled import candidate_matrix, rank_sampled  # noqa: E402
 from convncf_kedro.training import runtime  # noqa: E402
 from convncf_kedro.training.stage import check_trained_on  # noqa: E402
 
@@ -31,8 +36,9 @@ def evaluate_model(
     test: pd.DataFrame,
     test_negatives: pd.DataFrame,
     params: dict,
-) -> dict:
-    """Test metrics of one trained model by the sampled protocol and by full ranking, in one precision."""
+) -> tuple[dict, pd.DataFrame]:
+    """Test metrics of one trained model by the sampled protocol and by full ranking, in one precision:
+    their means, and each user's (for paired comparisons between models)."""
     p = parse_params(EvaluationParams, params, "evaluation")
     check_trained_on(saved_model, train_matrix, valid, "evaluation")
     device = runtime.resolve_device(p.device)
@@ -46,15 +52,19 @@ def evaluate_model(
         "selection_metric": info["selection_metric"], "valid": info["valid_metrics"],
         "valid_precision": info["precision"], "precision": p.precision,
     }
+    per_user: list[pd.DataFrame] = []
 
     if "sampled" in p.protocols:
         users, items = candidate_matrix(test, test_negatives)
         if max(p.ks) > items.shape[1]:
             raise ParameterError("evaluation.ks", f"K={max(p.ks)} exceeds the {items.shape[1]} sampled candidates")
         started = time.perf_counter()
-        metrics = evaluate_sampled(pair_scorer(model, device, p.precision, p.batch_pairs), users, items, p.ks,
-                                   label=f"{name} on the test split")
-        result["sampled"] = {**metrics, "rows": len(users), "seconds": round(time.perf_counter() - started, 2)}
+        ranks, n_negatives = rank_sampled(pair_scorer(model, device, p.precision, p.batch_pairs), users, items,
+                                          label=f"{name} on the test split")
+        rows = sampled_metrics_per_user(ranks, n_negatives, p.ks)
+        per_user.append(pd.DataFrame({"protocol": "sampled", "user": users, **rows}))
+        result["sampled"] = {**mean_metrics(rows), "rows": len(users),
+                             "seconds": round(time.perf_counter() - started, 2)}
 
     if "full" in p.protocols:
         n_users, n_items = train_matrix.shape
@@ -68,11 +78,12 @@ def evaluate_model(
         )
         seconds = time.perf_counter() - started
         hits = hits_against(top_items, users, relevant)
-        metrics = full_ranking_metrics(hits, np.diff(relevant.indptr)[users], p.ks)
+        rows = full_ranking_metrics_per_user(hits, np.diff(relevant.indptr)[users], p.ks)
+        per_user.append(pd.DataFrame({"protocol": "full", "user": users, **rows}))
         pairs = len(users) * n_items
-        result["full"] = {**metrics, "users": len(users), "seconds": round(seconds, 2),
+        result["full"] = {**mean_metrics(rows), "users": len(users), "seconds": round(seconds, 2),
                           "pairs_per_second": round(pairs / seconds)}
-    return result
+    return result, pd.concat(per_user, ignore_index=True)
 
 
 def _subset_users(test: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
@@ -84,19 +95,28 @@ def _subset_users(test: pd.DataFrame, max_users: int | None, seed: int) -> pd.Da
     return test[test["user"].isin(chosen)]
 
 
-def metrics_table(mf_metrics: dict, convncf_metrics: dict) -> pd.DataFrame:
-    """Long table: protocol, metric, K, MF, ConvNCF, ConvNCF − MF."""
+def metrics_table(
+    mf_metrics: dict, convncf_metrics: dict, mf_per_user: pd.DataFrame, convncf_per_user: pd.DataFrame, params: dict
+) -> pd.DataFrame:
+    """Long table: protocol, metric, K, MF, ConvNCF, ConvNCF − MF with its paired bootstrap interval and verdict."""
+    p = parse_params(EvaluationParams, params, "evaluation")
     rows = []
     for protocol in ("sampled", "full"):
         if protocol not in mf_metrics or protocol not in convncf_metrics:
             continue
+        mf_rows = mf_per_user[mf_per_user["protocol"] == protocol]
+        convncf_rows = convncf_per_user[convncf_per_user["protocol"] == protocol]
+        if not np.array_equal(mf_rows["user"].to_numpy(), convncf_rows["user"].to_numpy()):
+            raise ValueError(f"{protocol}: the two models were evaluated on different users; re-run evaluation")
         for key, mf_value in mf_metrics[protocol].items():
             if "@" not in key and key != "auc":
                 continue
             metric, _, k = key.partition("@")
-            convncf_value = convncf_metrics[protocol][key]
+            compared = paired_difference(convncf_rows[key].to_numpy(), mf_rows[key].to_numpy(), p.confidence,
+                                         p.bootstrap_resamples, p.seed)
             rows.append({"protocol": protocol, "metric": metric, "k": int(k) if k else None, "MF": mf_value,
-                         "ConvNCF": convncf_value, "ConvNCF - MF": convncf_value - mf_value})
+                         "ConvNCF": convncf_metrics[protocol][key], "ConvNCF - MF": compared["difference"],
+                         "ci_low": compared["ci_low"], "ci_high": compared["ci_high"], "verdict": compared["verdict"]})
     return pd.DataFrame(rows).astype({"k": "Int64"})
 
 
@@ -127,8 +147,9 @@ def write_report(
         "## Test split",
         "",
         f"Test scores computed in {mf_metrics['precision']} (MF) and {convncf_metrics['precision']} (ConvNCF); ties "
-        "count against the held-out item in both protocols. One seed and no confidence interval: a small "
-        "difference may be noise.",
+        "count against the held-out item in both protocols. `ci_low`–`ci_high`: a paired bootstrap interval of "
+        "ConvNCF − MF over the same users and candidates (one trained model each); a difference is a gain or a "
+        "loss only when its interval excludes 0.",
         "",
         _markdown(table.astype({"k": "Int64"})),  # read back from CSV, K is float beside AUC's empty K
         "",
@@ -169,17 +190,27 @@ def plot_training_curves(
 
 
 def plot_metrics_at_k(table: pd.DataFrame) -> plt.Figure:
-    """Test metric@K side by side, one panel per protocol."""
+    """Per protocol: test metric@K side by side (top), and ConvNCF − MF with its interval (bottom)."""
     protocols = list(dict.fromkeys(table["protocol"]))
-    fig, axes = plt.subplots(1, len(protocols), figsize=(6 * len(protocols), 4), squeeze=False)
-    for ax, protocol in zip(axes[0], protocols, strict=True):
+    fig, axes = plt.subplots(2, len(protocols), figsize=(6 * len(protocols), 8), squeeze=False)
+    for column, protocol in enumerate(protocols):
         rows = table[(table["protocol"] == protocol) & table["k"].notna() & (table["metric"] != "recall")]
         labels = [f"{m}@{int(k)}" for m, k in zip(rows["metric"], rows["k"], strict=True)]
         x = np.arange(len(rows))
-        ax.bar(x - 0.2, rows["MF"], width=0.4, label="MF-BPR")
-        ax.bar(x + 0.2, rows["ConvNCF"], width=0.4, label="ConvNCF")
-        ax.set_xticks(x, labels, rotation=60, fontsize=8)
-        ax.set(title=f"test, {protocol} ranking")
-        ax.legend()
+        bars, forest = axes[0][column], axes[1][column]
+        bars.bar(x - 0.2, rows["MF"], width=0.4, label="MF-BPR")
+        bars.bar(x + 0.2, rows["ConvNCF"], width=0.4, label="ConvNCF")
+        bars.set_xticks(x, labels, rotation=60, fontsize=8)
+        bars.set(title=f"test, {protocol} ranking")
+        bars.legend()
+        difference = rows["ConvNCF - MF"].to_numpy()
+        errors = np.vstack([difference - rows["ci_low"].to_numpy(), rows["ci_high"].to_numpy() - difference])
+        colours = ["tab:green" if v == "gain" else "tab:red" if v == "loss" else "tab:grey" for v in rows["verdict"]]
+        for i in range(len(rows)):
+            forest.errorbar(difference[i], i, xerr=errors[:, i:i + 1], fmt="o", color=colours[i], capsize=3)
+        forest.axvline(0, color="black", linewidth=0.8)
+        forest.set_yticks(x, labels, fontsize=8)
+        forest.invert_yaxis()
+        forest.set(xlabel="ConvNCF − MF (paired bootstrap interval)", title="difference: green gain, red loss, grey neither")
     fig.tight_layout()
     return fig

@@ -16,13 +16,19 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(
             evaluate_model,
             inputs=[f"{model}_model", "train_matrix", "valid", "test", "test_negatives", "params:evaluation"],
-            outputs=f"test_metrics_{model}",
+            outputs=[f"test_metrics_{model}", f"per_user_metrics_{model}"],
             name=f"evaluate_{model}",
         )
         for model in ("mf", "convncf")
     ]
     report = [
-        Node(metrics_table, ["test_metrics_mf", "test_metrics_convncf"], "metrics_table", name="metrics_table"),
+        Node(
+            metrics_table,
+            ["test_metrics_mf", "test_metrics_convncf", "per_user_metrics_mf", "per_user_metrics_convncf",
+             "params:evaluation"],
+            "metrics_table",
+            name="metrics_table",
+        ),
         Node(
             write_report,
             ["metrics_table", "test_metrics_mf", "test_metrics_convncf", "dataset_statistics"],
