@@ -1,6 +1,6 @@
 """Each ConvNCF recipe against its MF pretraining on MovieLens 100K: validation curves, same budget.
 
-Run: python benchmarks/convncf_recipes.py [epochs]   (default 8 epochs per recipe)
+Run: python benchmarks/convncf_recipes.py [epochs]   (default 8 epochs per recipe; --plot redraws the figure)
 Ingests ml-100k from ../shared/datasets in a work folder (benchmarks/.work, kept between runs), pretrains
 MF with the shipped parameters once, then trains ConvNCF from that MF with each recipe of
 conf/base/parameters_convncf.yml for the same number of epochs (no early stopping), fp32, and records
@@ -73,19 +73,26 @@ def run(epochs: int) -> dict:
 
 
 def plot(results: dict) -> None:
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for name, recipe in results["recipes"].items():
-        curve = recipe["curve_ndcg@10"]
-        ax.plot(range(len(curve)), curve, marker="o", label=f"ConvNCF, {name}")
-    ax.axhline(results["mf"]["valid"]["ndcg@10"], color="black", linestyle="--",
-               label=f"MF-BPR, best epoch ({results['mf']['epoch']})")
-    ax.set(xlabel="ConvNCF epoch (0 = the start, from MF's best epoch)", ylabel="validation NDCG@10 (99 negatives)",
-           title=f"ConvNCF recipes on MovieLens 100K, fp32, {results['epochs']} epochs each")
-    ax.legend(fontsize=8)
+    """Left: every epoch of every recipe; right: the same, zoomed around MF's best."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8))
+    mf_best = results["mf"]["valid"]["ndcg@10"]
+    for ax in axes:
+        for name, recipe in results["recipes"].items():
+            curve = recipe["curve_ndcg@10"]
+            ax.plot(range(len(curve)), curve, marker="o", label=f"ConvNCF, {name}")
+        ax.axhline(mf_best, color="black", linestyle="--", label=f"MF-BPR, best epoch ({results['mf']['epoch']})")
+        ax.set(xlabel="ConvNCF epoch (0 = the start, from MF's best epoch)", ylabel="validation NDCG@10 (99 negatives)")
+        ax.legend(fontsize=8)
+    axes[0].set_title(f"ConvNCF recipes on MovieLens 100K, fp32, {results['epochs']} epochs each")
+    axes[1].set_title("zoomed around MF's best")
+    axes[1].set_ylim(mf_best - 0.04, mf_best + 0.01)
     fig.tight_layout()
     fig.savefig(RESULTS / "convncf_recipes.png", dpi=110)
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--plot"]:  # redraw from the saved results
+        plot(json.loads((RESULTS / "convncf_recipes.json").read_text()))
+        sys.exit()
     result = run(int(sys.argv[1]) if len(sys.argv) > 1 else 8)
     print(f"{result['mf']['valid']['ndcg@10']:.4f}  MF-BPR")  # noqa: T201

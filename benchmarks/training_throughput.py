@@ -12,8 +12,6 @@ Writes benchmarks/results/training_throughput.json.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -25,7 +23,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _gemm import gemm_limits  # noqa: E402
+from _gemm import gemm_limits, machine, native_bf16  # noqa: E402
 
 from convncf_kedro.interactions.prepare import positives_matrix  # noqa: E402
 from convncf_kedro.models import ConvNCF, ConvNCFConfig  # noqa: E402
@@ -67,7 +65,8 @@ def main() -> dict:
     runtime.configure(None, torch.device("cpu"))
     gemm = gemm_limits()
     rows = []
-    for precision in ("fp32", "bf16"):
+    precisions = ["fp32", "bf16"] if native_bf16(gemm) else ["fp32"]  # emulated bf16 would take hours
+    for precision in precisions:
         limit = gemm[precision] / FLOP_PER_TRIPLE
         for batch_size in (256, 512):
             rates = triples_per_second(precision, batch_size)
@@ -85,8 +84,10 @@ def main() -> dict:
         "limit_triples_per_second": {p: round(v / FLOP_PER_TRIPLE) for p, v in gemm.items()},
         "statistic": f"median of {REPEATS} runs; GEMM best of 3",
         "threads": torch.get_num_threads(),
+        "bf16_native": native_bf16(gemm),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "rows": rows,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
+        "machine": machine(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
     RESULTS.mkdir(exist_ok=True)

@@ -71,7 +71,7 @@ def test_each_recipe_trains_validates_exports_and_scores_at_the_shipped_sizes(pr
     saved = pretrained.load("convncf_model")
     model, info = load_model(saved), saved_info(saved)
     assert isinstance(model, ConvNCF) and model.config.embedding_size == 64 and model.config.channels == 32
-    assert len(model.conv_layers) == 6 and info["precision"] == "fp32" and info["recipe"] == recipe
+    assert len(model.conv_layers) == 6 and info["trained_in"] == info["validated_in"] == "fp32" and info["recipe"] == recipe
     history = pretrained.load("convncf_history")
     assert history["epoch"].tolist() == [0, 1, 2] and history["phase"].tolist() == (
         [0, 0, 1] if recipe in ("authors", "residual") else [0, 0, 0])
@@ -120,3 +120,14 @@ def test_convncf_resumes_after_kill_9_to_the_uninterrupted_result(pretrained):
                                  strict=True):
         assert torch.equal(a, b), name
     pd.testing.assert_series_equal(resumed_history["ndcg@10"], pretrained.load("convncf_history")["ndcg@10"])
+
+
+def test_bf16_evaluation_is_used_only_where_it_ranks_like_fp32(pretrained):
+    pretrained.run("convncf", params=recipe_params("mf_identity"))
+    pretrained.run("evaluation", params={**FAST, "evaluation": {"protocols": ["sampled"], "precision": "bf16"}})
+    for model in ("mf", "convncf"):
+        metrics = pretrained.load(f"test_metrics_{model}")
+        check = metrics["precision_check"]["valid_ndcg@10"]
+        same = round(check["fp32"], 3) == round(check["bf16"], 3)
+        assert metrics["precision"] == ("bf16" if same else "fp32")
+    assert "ConvNCF" in pretrained.load("evaluation_report")

@@ -120,15 +120,17 @@ class BPRRecommender(nn.Module):
     def saved(self, **extra: Any) -> dict[str, Any]:
         """A plain dict (tensors, numbers, strings) that ``load_model`` rebuilds; ``extra`` rides along."""
         state = {name: tensor.detach().cpu().clone() for name, tensor in self.state_dict().items()}
-        config = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.config).items()}
-        return {"model_class": type(self).__name__, "config": config, "state_dict": state, **extra}
+        return {"model_class": type(self).__name__, "config": self._config_dict(), "state_dict": state, **extra}
+
+    def _config_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.config).items()}
 
     def load_saved(self, saved: dict[str, Any]) -> None:
         """Load the weights of a saved model of this very class and config (e.g. to resume)."""
-        if saved.get("model_class") != type(self).__name__ or saved.get("config") != self.saved()["config"]:
+        if saved.get("model_class") != type(self).__name__ or saved.get("config") != self._config_dict():
             raise ValueError(
                 f"the saved {saved.get('model_class')} {saved.get('config')} is not this "
-                f"{type(self).__name__} {self.saved()['config']}"
+                f"{type(self).__name__} {self._config_dict()}"
             )
         self.load_state_dict(saved["state_dict"])
 

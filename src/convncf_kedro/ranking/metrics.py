@@ -113,6 +113,7 @@ def paired_difference(
         interval = stats.bootstrap(
             (difference,), np.mean, confidence_level=confidence, n_resamples=resamples, vectorized=True,
             method="percentile", rng=np.random.default_rng(seed),
+            batch=max(1, 20_000_000 // len(difference)),  # ≤ 160 MB of resamples at a time, even on Gowalla
         ).confidence_interval
         low, high = float(interval.low), float(interval.high)
     verdict = "gain" if low > 0 else "loss" if high < 0 else "no significant difference"

@@ -101,11 +101,13 @@ def fit(
     ``valid_users`` (R,) and ``valid_items`` (R, 1 + N) hold each validation item and its negatives;
     the best epoch by ``training.selection_metric`` is kept, and training stops after ``patience``
     epochs without improvement. Epoch 0 (before any step) is evaluated and logged, never selected.
+    Validation scores in fp32 whatever ``training.precision`` trains in, so the selection never
+    depends on the precision.
     """
     model.to(device)
     metric = training.selection_metric
     ks = [int(metric.split("@")[1])]
-    score = pair_scorer(model, device, training.precision, training.eval_batch_pairs)
+    score = pair_scorer(model, device, "fp32", training.eval_batch_pairs)  # selection never depends on precision
 
     def validate(epoch: int) -> dict[str, float]:
         return evaluate_sampled(score, valid_users, valid_items, ks, label=f"{name} at epoch {epoch} (validation)")
@@ -198,7 +200,7 @@ def fit(
             state["best"] = {
                 "epoch": epoch, "metric": metrics[metric], "valid_metrics": metrics,
                 "model": model.saved(epoch=epoch, valid_metrics=metrics, selection_metric=metric,
-                                     precision=training.precision),
+                                     trained_in=training.precision, validated_in="fp32"),
             }
             state["bad_epochs"] = 0
         else:

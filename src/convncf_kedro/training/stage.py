@@ -65,6 +65,7 @@ def train_stage(
     """
     device = runtime.resolve_device(training.device)
     runtime.configure(training.threads, device)
+    runtime.check_precision(training.precision, device)
     stamp = fingerprint(model, batch_size, phases, training, train_matrix, valid, valid_negatives)
     resume_from = resume_checkpoint if training.resume else None
     if resume_from is not None and resume_from.get("fingerprint") != stamp:

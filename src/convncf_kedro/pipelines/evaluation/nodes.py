@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import matplotlib
@@ -11,10 +12,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+import torch  # noqa: E402
 
 from convncf_kedro.errors import ParameterError  # noqa: E402
 from convncf_kedro.interactions.prepare import positives_matrix  # noqa: E402
-from convncf_kedro.models import load_model, saved_info  # noqa: E402
+from convncf_kedro.models import BPRRecommender, load_model, saved_info  # noqa: E402
 from convncf_kedro.models.scoring import block_scorer, pair_scorer  # noqa: E402
 from convncf_kedro.params import EvaluationParams, parse_params  # noqa: E402
 from convncf_kedro.ranking.full import hits_against, top_k_unseen  # noqa: E402
@@ -24,15 +26,18 @@ from convncf_kedro.ranking.metrics import (  # noqa: E402
     paired_difference,
     sampled_metrics_per_user,
 )
-from convncf_kedro.ranking.sampled import candidate_matrix, rank_sampled  # noqa: E402
+from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled, rank_sampled  # noqa: E402
 from convncf_kedro.training import runtime  # noqa: E402
 from convncf_kedro.training.stage import check_trained_on  # noqa: E402
+
+logger = logging.getLogger(__name__)
 
 
 def evaluate_model(
     saved_model: dict,
     train_matrix: sp.csr_matrix,
     valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame,
     test: pd.DataFrame,
     test_negatives: pd.DataFrame,
     params: dict,
@@ -43,14 +48,17 @@ def evaluate_model(
     check_trained_on(saved_model, train_matrix, valid, "evaluation")
     device = runtime.resolve_device(p.device)
     runtime.configure(p.threads, device)
+    runtime.check_precision(p.precision, device)
     model = load_model(saved_model).to(device)
     info = saved_info(saved_model)
     name = f"{info['model_class']} (epoch {info['epoch']})"
+    precision, precision_check = _checked_precision(model, device, p, valid, valid_negatives, name)
     test = _subset_users(test, p.max_users, p.seed)
     result: dict = {
         "model": info["model_class"], "recipe": info.get("recipe"), "best_epoch": info["epoch"],
         "selection_metric": info["selection_metric"], "valid": info["valid_metrics"],
-        "valid_precision": info["precision"], "precision": p.precision,
+        "valid_precision": info["validated_in"], "trained_in": info["trained_in"], "precision": precision,
+        "precision_check": precision_check,
     }
     per_user: list[pd.DataFrame] = []
 
@@ -59,7 +67,7 @@ def evaluate_model(
         if max(p.ks) > items.shape[1]:
             raise ParameterError("evaluation.ks", f"K={max(p.ks)} exceeds the {items.shape[1]} sampled candidates")
         started = time.perf_counter()
-        ranks, n_negatives = rank_sampled(pair_scorer(model, device, p.precision, p.batch_pairs), users, items,
+        ranks, n_negatives = rank_sampled(pair_scorer(model, device, precision, p.batch_pairs), users, items,
                                           label=f"{name} on the test split")
         rows = sampled_metrics_per_user(ranks, n_negatives, p.ks)
         per_user.append(pd.DataFrame({"protocol": "sampled", "user": users, **rows}))
@@ -73,7 +81,7 @@ def evaluate_model(
         relevant = positives_matrix([test], n_users, n_items)
         started = time.perf_counter()
         top_items, _ = top_k_unseen(
-            block_scorer(model, device, p.precision, p.batch_pairs), users, seen, max(p.ks),
+            block_scorer(model, device, precision, p.batch_pairs), users, seen, max(p.ks),
             p.chunk_users, p.chunk_items, p.log_every_seconds, label=f"{name} full ranking", ties_last=relevant,
         )
         seconds = time.perf_counter() - started
@@ -84,6 +92,24 @@ def evaluate_model(
         result["full"] = {**mean_metrics(rows), "users": len(users), "seconds": round(seconds, 2),
                           "pairs_per_second": round(pairs / seconds)}
     return result, pd.concat(per_user, ignore_index=True)
+
+
+def _checked_precision(
+    model: BPRRecommender, device: torch.device, p: EvaluationParams, valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame, name: str,
+) -> tuple[str, dict | None]:
+    """bf16 only where it ranks like fp32: validation NDCG@10 equal to 3 decimals, else fp32 with a warning."""
+    if p.precision == "fp32":
+        return "fp32", None
+    users, items = candidate_matrix(valid, valid_negatives)
+    ndcg = {precision: evaluate_sampled(pair_scorer(model, device, precision, p.batch_pairs), users, items, [10],
+                                        label=f"{name} on the validation split")["ndcg@10"]
+            for precision in ("fp32", p.precision)}
+    same = round(ndcg["fp32"], 3) == round(ndcg[p.precision], 3)
+    if not same:
+        logger.warning("%s: validation NDCG@10 is %.4f in %s but %.4f in fp32; evaluating in fp32", name,
+                       ndcg[p.precision], p.precision, ndcg["fp32"])
+    return (p.precision if same else "fp32"), {"asked": p.precision, "valid_ndcg@10": ndcg}
 
 
 def _subset_users(test: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
@@ -146,7 +172,8 @@ def write_report(
         "",
         "## Test split",
         "",
-        f"Test scores computed in {mf_metrics['precision']} (MF) and {convncf_metrics['precision']} (ConvNCF); ties "
+        f"Test scores computed in {mf_metrics['precision']} (MF) and {convncf_metrics['precision']} (ConvNCF; "
+        "bf16 is used only where validation NDCG@10 equals fp32's to 3 decimals); ties "
         "count against the held-out item in both protocols. `ci_low`–`ci_high`: a paired bootstrap interval of "
         "ConvNCF − MF over the same users and candidates (one trained model each); a difference is a gain or a "
         "loss only when its interval excludes 0.",

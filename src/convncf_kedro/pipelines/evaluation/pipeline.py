@@ -15,7 +15,8 @@ def create_pipeline(**kwargs) -> Pipeline:
     evaluate = [
         Node(
             evaluate_model,
-            inputs=[f"{model}_model", "train_matrix", "valid", "test", "test_negatives", "params:evaluation"],
+            inputs=[f"{model}_model", "train_matrix", "valid", "valid_negatives", "test", "test_negatives",
+                    "params:evaluation"],
             outputs=[f"test_metrics_{model}", f"per_user_metrics_{model}"],
             name=f"evaluate_{model}",
         )

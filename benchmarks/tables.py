@@ -1,0 +1,90 @@
+"""Markdown tables of the results files, as the README and benchmarks/README.md quote them.
+
+Run: python benchmarks/tables.py   (reads benchmarks/results/*.json; runs nothing else)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _machine(r: dict) -> str:
+    bf16 = "" if r["bf16_native"] else " (emulated: this CPU has no bf16 arithmetic, so no bf16 rows)"
+    return (f"{r['machine']}, CPU capability {r['cpu_capability']}, {r['threads']} threads, {r['date']}; GEMM fp32 "
+            f"{r['gemm_gflops']['fp32']} GFLOP/s, bf16 {r['gemm_gflops']['bf16']} GFLOP/s{bf16}; {r['statistic']}.")
+
+
+def training() -> str:
+    r = load("training_throughput")
+    head = _machine(r)
+    rows = [[row["precision"], row["batch_size"], f"{row['triples_per_second']:,}",
+             row[f"fraction_of_{row['precision']}_gemm_limit"], row["fraction_of_fp32_gemm_limit"]] for row in r["rows"]]
+    return head + "\n\n" + table(["precision", "batch", "triples/s", "fraction of its precision's GEMM limit",
+                                  "fraction of the fp32 limit"], rows)
+
+
+def scoring() -> str:
+    r = load("scoring")
+    head = _machine(r)
+    rows = [[row["engine"], row["precision"], row["batch_pairs"], f"{row['pairs_per_second']:,}",
+             row[f"fraction_of_{row['precision']}_gemm_limit"]] for row in r["pair_scoring"]]
+    ranking = r["full_ranking_ml100k_onnxruntime"]
+    tail = (f"Full ranking of ml-100k with ONNX Runtime (fp32): {ranking['seconds']} s, "
+            f"{ranking['pairs_per_second']:,} pairs/s = {ranking['fraction_of_fp32_gemm_limit']} of the fp32 limit; "
+            f"projected for Gowalla: {ranking['projected_gowalla_hours']} h.")
+    memory = [[m["items"], m["users"], m["seconds"], f"{m['pairs_per_second']:,}", f"{m['peak_rss_mib']:,} MiB"]
+              for m in r["full_ranking_peak_rss_by_items"]]
+    return "\n\n".join([head, table(["engine", "precision", "pairs per call", "pairs/s",
+                                     "fraction of its precision's GEMM limit"], rows), tail,
+                        table(["items", "users", "seconds", "pairs/s", "peak RSS"], memory)])
+
+
+def recipes() -> str:
+    r = load("convncf_recipes")
+    mf = r["mf"]["valid"]
+    rows = [["MF-BPR (pretraining)", r["mf"]["epoch"], f"{mf['ndcg@10']:.4f}", f"{mf['hr@10']:.4f}", "", ""]]
+    for name, recipe in r["recipes"].items():
+        best = recipe["best_valid"]
+        curve = recipe["curve_ndcg@10"]
+        rows.append([f"ConvNCF `{name}`", recipe["best_epoch"], f"{best['ndcg@10']:.4f}", f"{best['hr@10']:.4f}",
+                     " → ".join(f"{v:.3f}" for v in curve), f"{recipe['seconds']:,.0f} s"])
+    return f"{r['dataset']}; {r['precision']}; {r['epochs']} epochs per recipe; {r['date']}.\n\n" + table(
+        ["model", "best epoch", "valid NDCG@10", "valid HR@10", "NDCG@10 by epoch (0 = start)", "time"], rows)
+
+
+def train_default() -> str:
+    r = load("train_default")
+    s = r["seconds"]
+    head = (f"{r['machine']}, {r['date']}: {s['total']:,.0f} s end to end (" +
+            ", ".join(f"{k} {v:,.0f} s" for k, v in s.items() if k != "total") +
+            f"); MF {r['mf_epochs_run']} epochs (best {r['best']['mf']['epoch']}), ConvNCF `{r['best']['convncf']['recipe']}` "
+            f"{r['convncf_epochs_run']} epochs (best {r['best']['convncf']['epoch']}); peak RSS {r['peak_rss_mib']:,} MiB.")
+    rows = [[row["protocol"], f"{row['metric'].upper() if row['metric'] != 'ndcg' else 'NDCG'}@{row['k']}",
+             f"{row['MF']:.4f}", f"{row['ConvNCF']:.4f}", f"{row['ConvNCF - MF']:+.4f}",
+             f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]", row["verdict"]]
+            for row in r["metrics_table"] if str(row["k"]) in ("10", "20") and row["metric"] in ("hr", "ndcg", "mrr", "recall")]
+    return head + "\n\n" + table(["protocol", "metric", "MF-BPR", "ConvNCF", "ConvNCF − MF", "95 % interval",
+                                  "verdict"], rows)
+
+
+if __name__ == "__main__":
+    for title, make in (("training", training), ("scoring", scoring), ("recipes", recipes),
+                        ("train (default)", train_default)):
+        try:
+            print(f"## {title}\n\n{make()}\n")  # noqa: T201
+        except (TypeError, KeyError) as exc:  # a results file not yet written by the current script
+            print(f"## {title}\n\n(no current results: {exc!r})\n")  # noqa: T201
