@@ -24,7 +24,7 @@ def table(header: list[str], rows: list[list]) -> str:
 
 def _machine(r: dict) -> str:
     bf16 = "" if r["bf16_native"] else " (emulated: this CPU has no bf16 arithmetic, so no bf16 rows)"
-    return (f"{r['machine']}, CPU capability {r['cpu_capability']}, {r['threads']} threads, {r['date']}; GEMM fp32 "
+    return (f"{r['machine']}, {r['threads']} threads, {r['date']}; GEMM fp32 "
             f"{r['gemm_gflops']['fp32']} GFLOP/s, bf16 {r['gemm_gflops']['bf16']} GFLOP/s{bf16}; {r['statistic']}.")
 
 
@@ -73,10 +73,13 @@ def train_default() -> str:
             ", ".join(f"{k} {v:,.0f} s" for k, v in s.items() if k != "total") +
             f"); MF {r['mf_epochs_run']} epochs (best {r['best']['mf']['epoch']}), ConvNCF `{r['best']['convncf']['recipe']}` "
             f"{r['convncf_epochs_run']} epochs (best {r['best']['convncf']['epoch']}); peak RSS {r['peak_rss_mib']:,} MiB.")
-    rows = [[row["protocol"], f"{row['metric'].upper() if row['metric'] != 'ndcg' else 'NDCG'}@{row['k']}",
+    names = {"hr": "HR", "ndcg": "NDCG", "mrr": "MRR", "recall": "Recall"}
+    rows = [[row["protocol"], f"{names[row['metric']]}@{int(float(row['k']))}",
              f"{row['MF']:.4f}", f"{row['ConvNCF']:.4f}", f"{row['ConvNCF - MF']:+.4f}",
              f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]", row["verdict"]]
-            for row in r["metrics_table"] if str(row["k"]) in ("10", "20") and row["metric"] in ("hr", "ndcg", "mrr", "recall")]
+            for row in r["metrics_table"]
+            if row["metric"] in names and row["k"] not in (None, "<NA>")
+            and float(row["k"]) == (20 if row["metric"] == "recall" else 10)]
     return head + "\n\n" + table(["protocol", "metric", "MF-BPR", "ConvNCF", "ConvNCF − MF", "95 % interval",
                                   "verdict"], rows)
 
