@@ -11,6 +11,7 @@ from convncf_kedro.models import (
     ConvNCFBPRLoss,
     ConvNCFConfig,
     MFConfig,
+    OutdatedModelError,
     Phase,
     load_model,
     saved_info,
@@ -180,3 +181,11 @@ def test_a_zero_learning_rate_freezes_that_part():
     assert torch.equal(model.item_embedding.weight, before)
     with pytest.raises(ValueError, match="trains nothing"):
         model.configure_optimizers(Phase(lr_embedding=0.0, lr_tower=0.0))
+
+
+def test_a_model_saved_in_another_format_is_refused_with_what_to_do():
+    saved = random_model(d=16, channels=8).saved()
+    old = {k: v for k, v in saved.items() if k != "format"}  # e.g. a file from before the format existed
+    for read in (load_model, saved_info, random_model(d=16, channels=8).load_saved):
+        with pytest.raises(OutdatedModelError, match=r"saved in format 1, this version reads format 2: re-run"):
+            read(old)

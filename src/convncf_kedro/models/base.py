@@ -16,6 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+SAVED_FORMAT = 2  # bump when the saved dict's layout or its extras change: older files are then refused
+
+
+class OutdatedModelError(ValueError):
+    """A saved model or checkpoint was written by another version of this project's saved format."""
+
 
 class BPRLoss(nn.Module):
     """Pairwise BPR loss summed over the batch: Σ softplus(−(pos − neg)) = −Σ ln σ(pos − neg)."""
@@ -120,13 +126,15 @@ class BPRRecommender(nn.Module):
     def saved(self, **extra: Any) -> dict[str, Any]:
         """A plain dict (tensors, numbers, strings) that ``load_model`` rebuilds; ``extra`` rides along."""
         state = {name: tensor.detach().cpu().clone() for name, tensor in self.state_dict().items()}
-        return {"model_class": type(self).__name__, "config": self._config_dict(), "state_dict": state, **extra}
+        return {"format": SAVED_FORMAT, "model_class": type(self).__name__, "config": self._config_dict(),
+                "state_dict": state, **extra}
 
     def _config_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self.config).items()}
 
     def load_saved(self, saved: dict[str, Any]) -> None:
         """Load the weights of a saved model of this very class and config (e.g. to resume)."""
+        check_format(saved)
         if saved.get("model_class") != type(self).__name__ or saved.get("config") != self._config_dict():
             raise ValueError(
                 f"the saved {saved.get('model_class')} {saved.get('config')} is not this "
@@ -137,14 +145,23 @@ class BPRRecommender(nn.Module):
     def fingerprint_bytes(self) -> bytes:
         """The class, config and current weights, as bytes to hash (what a resume must match)."""
         saved = self.saved()
-        parts = [saved["model_class"].encode(), repr(sorted(saved["config"].items())).encode()]
+        parts = [str(SAVED_FORMAT).encode(), saved["model_class"].encode(), repr(sorted(saved["config"].items())).encode()]
         for name, tensor in sorted(saved["state_dict"].items()):
             parts += [name.encode(), tensor.contiguous().numpy().tobytes()]
         return b"".join(parts)
 
 
+def check_format(saved: dict[str, Any]) -> None:
+    if saved.get("format") != SAVED_FORMAT:
+        raise OutdatedModelError(
+            f"this {saved.get('model_class', 'model')} file was saved in format {saved.get('format', 1)}, this version "
+            f"reads format {SAVED_FORMAT}: re-run the training stages (kedro run --pipeline train) to rebuild it"
+        )
+
+
 def load_model(saved: dict[str, Any]) -> BPRRecommender:
     """Rebuild a model from ``BPRRecommender.saved()``, in eval mode on the CPU."""
+    check_format(saved)
     cls = BPRRecommender._registry.get(saved.get("model_class", ""))
     if cls is None:
         raise ValueError(
@@ -158,4 +175,5 @@ def load_model(saved: dict[str, Any]) -> BPRRecommender:
 
 def saved_info(saved: dict[str, Any]) -> dict[str, Any]:
     """What a saved model says about itself beyond its weights: class, config and the ``extra`` it carries."""
+    check_format(saved)
     return {k: v for k, v in saved.items() if k != "state_dict"}
