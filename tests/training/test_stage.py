@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from convncf_kedro.interactions.prepare import positives_matrix
+from convncf_kedro.interactions.prepare import positives_matrix, split_fingerprint
 from convncf_kedro.models import MF, MFConfig
 from convncf_kedro.params import PhaseParams, TrainingParams
 from convncf_kedro.training.stage import fingerprint, train_stage
@@ -39,11 +39,11 @@ def test_a_matching_checkpoint_is_resumed_and_a_stale_one_is_not():
 
 def test_fingerprint_follows_starting_weights_and_data_not_run_settings():
     matrix, valid, negatives = tiny_data()
-    base = fingerprint(model(), *SCHEDULE, TRAINING, matrix, valid, negatives)
+    base = fingerprint(model(), *SCHEDULE, TRAINING, split_fingerprint(matrix, valid), negatives)
     run_only = TRAINING.model_copy(update={"epochs": 9, "threads": 2})
-    assert fingerprint(model(), *SCHEDULE, run_only, matrix, valid, negatives) == base
-    assert fingerprint(model(seed=1), *SCHEDULE, TRAINING, matrix, valid, negatives) != base  # e.g. a retrained MF
+    assert fingerprint(model(), *SCHEDULE, run_only, split_fingerprint(matrix, valid), negatives) == base
+    assert fingerprint(model(seed=1), *SCHEDULE, TRAINING, split_fingerprint(matrix, valid), negatives) != base  # e.g. a retrained MF
     other_valid = valid.assign(item=28)
-    assert fingerprint(model(), *SCHEDULE, TRAINING, matrix, other_valid, negatives) != base
+    assert fingerprint(model(), *SCHEDULE, TRAINING, split_fingerprint(matrix, other_valid), negatives) != base
     other_phases = [PhaseParams(lr_embedding=0.01)]
-    assert fingerprint(model(), 64, other_phases, TRAINING, matrix, valid, negatives) != base
+    assert fingerprint(model(), 64, other_phases, TRAINING, split_fingerprint(matrix, valid), negatives) != base

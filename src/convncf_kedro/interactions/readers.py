@@ -203,10 +203,15 @@ def _flatten_lists(raw: RawFile, rows: list[list[str]], numbers: np.ndarray, fir
     )
 
 
+def _pairs_in(left: pd.DataFrame, right: pd.DataFrame) -> np.ndarray:
+    """(len(left),) booleans: does ``left``'s (user, item) pair also stand in ``right``?"""
+    keys = pd.MultiIndex.from_frame(right[["user", "item"]])
+    return pd.MultiIndex.from_frame(left[["user", "item"]]).isin(keys)
+
+
 def _first_overlap(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
     """Rows of ``left`` whose (user, item) pair also stands in ``right``."""
-    keys = pd.MultiIndex.from_frame(right[["user", "item"]])
-    return left[pd.MultiIndex.from_frame(left[["user", "item"]]).isin(keys)]
+    return left[_pairs_in(left, right)]
 
 
 def read_ncf(train: RawFile, test: RawFile, negatives: RawFile) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -268,8 +273,7 @@ def check_given_negatives(
     neither a positive of the user nor already among their negatives). Returns the negatives
     (``user, item``) and the counts for the cleaning report.
     """
-    is_positive = pd.MultiIndex.from_frame(negatives[["user", "item"]]).isin(
-        pd.MultiIndex.from_frame(log[["user", "item"]]))
+    is_positive = _pairs_in(negatives, log)
     is_repeat = negatives.duplicated(["user", "item"]).to_numpy() & ~is_positive
     report = {"file": path, "policy": policy, "positives": int(is_positive.sum()), "repeats": int(is_repeat.sum())}
     if policy == "strict" and (is_positive.any() or is_repeat.any()):
@@ -288,7 +292,7 @@ def check_given_negatives(
     drawn = []
     for user, count in negatives[flagged].groupby("user").size().items():
         taken = positives_of.get(user, set()) | kept_of.get(user, set())
-        pool = np.array([item for item in universe if item not in taken], dtype=object)
+        pool = np.setdiff1d(universe, np.array(list(taken), dtype=object))
         if len(pool) < count:
             raise InputDataError(path, f"user {user} has only {len(pool)} items left to replace {count} bad negatives")
         drawn.append(pd.DataFrame({"user": user, "item": rng.choice(pool, size=count, replace=False)}))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -18,21 +18,34 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+@contextlib.contextmanager
+def _inference(model: BPRRecommender, device: torch.device, precision: str) -> Iterator[None]:
+    """Eval mode, no grad, the precision's autocast; the model's training mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), autocast(device, precision):
+            yield
+    finally:
+        model.train(was_training)
+
+
+def _tensor(ids: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)).to(device)
+
+
 def pair_scorer(
     model: BPRRecommender, device: torch.device, precision: str, batch_pairs: int
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """(users (P,), items (P,)) → (P,) float32 scores, ``batch_pairs`` pairs per forward, eval mode."""
 
     def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        was_training = model.training
-        model.eval()
         out = np.empty(len(users), dtype=np.float32)
-        with torch.no_grad(), autocast(device, precision):
+        with _inference(model, device, precision):
             for start in range(0, len(users), batch_pairs):
-                u = torch.from_numpy(np.ascontiguousarray(users[start:start + batch_pairs])).to(device)
-                i = torch.from_numpy(np.ascontiguousarray(items[start:start + batch_pairs])).to(device)
-                out[start:start + batch_pairs] = model(u, i).float().cpu().numpy()
-        model.train(was_training)
+                end = start + batch_pairs
+                scores = model(_tensor(users[start:end], device), _tensor(items[start:end], device))
+                out[start:end] = scores.float().cpu().numpy()
         return out
 
     return score
@@ -44,13 +57,7 @@ def block_scorer(
     """(users (U,), items (I,)) → (U, I) float32 scores through the model's own ``score_block``, eval mode."""
 
     def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        was_training = model.training
-        model.eval()
-        with torch.no_grad(), autocast(device, precision):
-            u = torch.from_numpy(np.ascontiguousarray(users, dtype=np.int64)).to(device)
-            i = torch.from_numpy(np.ascontiguousarray(items, dtype=np.int64)).to(device)
-            out = model.score_block(u, i, batch_pairs).float().cpu().numpy()
-        model.train(was_training)
-        return out
+        with _inference(model, device, precision):
+            return model.score_block(_tensor(users, device), _tensor(items, device), batch_pairs).float().cpu().numpy()
 
     return score

@@ -149,7 +149,6 @@ def fit(
     if state["finished"]:
         yield checkpoint()
         return
-    n_triples = train_matrix.nnz
     epoch_seconds: list[float] = []
     for epoch in range(state["epoch"] + 1, training.epochs + 1):
         if phase_of_epoch(phases, epoch) != phase_index:

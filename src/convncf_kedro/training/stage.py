@@ -31,16 +31,17 @@ _RUN_ONLY = {"resume", "device", "threads", "log_every_seconds", "eval_batch_pai
 
 def fingerprint(
     model: BPRRecommender, batch_size: int, phases: Sequence[PhaseParams], training: TrainingParams,
-    train_matrix: sp.csr_matrix, valid: pd.DataFrame, valid_negatives: pd.DataFrame,
+    split: str, valid_negatives: pd.DataFrame,
 ) -> str:
     """What a checkpoint must share with this run to be resumed: the model and its starting weights (so
-    a retrained MF invalidates ConvNCF's checkpoint), the schedule, the training settings, the data."""
+    a retrained MF invalidates ConvNCF's checkpoint), the schedule, the training settings, the data
+    (``split``: :func:`split_fingerprint` of the training matrix and validation split)."""
     digest = hashlib.sha256(model.fingerprint_bytes())
     described = {
         "batch_size": batch_size,
         "phases": [phase.model_dump() for phase in phases],
         "training": training.model_dump(exclude=_RUN_ONLY),
-        "split": split_fingerprint(train_matrix, valid),
+        "split": split,
     }
     digest.update(json.dumps(described, sort_keys=True).encode())
     digest.update(np.ascontiguousarray(valid_negatives[["user", "item"]].to_numpy(), dtype=np.int64).tobytes())
@@ -66,7 +67,8 @@ def train_stage(
     device = runtime.resolve_device(training.device)
     runtime.configure(training.threads, device)
     runtime.check_precision(training.precision, device)
-    stamp = fingerprint(model, batch_size, phases, training, train_matrix, valid, valid_negatives)
+    split = split_fingerprint(train_matrix, valid)
+    stamp = fingerprint(model, batch_size, phases, training, split, valid_negatives)
     resume_from = resume_checkpoint if training.resume else None
     if resume_from is not None and resume_from.get("fingerprint") != stamp:
         logger.warning(
@@ -75,7 +77,6 @@ def train_stage(
         )
         resume_from = None
     valid_users, valid_items = candidate_matrix(valid, valid_negatives)
-    split = split_fingerprint(train_matrix, valid)
     for checkpoint in fit(model, train_matrix, valid_users, valid_items, batch_size, phases, training, device, name,
                           resume_from):
         best_model = {**checkpoint["best"]["model"], "data_fingerprint": split, **described}
