@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -14,6 +15,7 @@ import yaml
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.pop("MLFLOW_TRACKING_URI", None)  # runs record into the temporary project's own SQLite store, never a server
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = PROJECT_ROOT.parent / "shared" / "datasets"
@@ -72,10 +74,22 @@ class KedroProject:
         from kedro.framework.startup import bootstrap_project
 
         bootstrap_project(PROJECT_ROOT)
-        with KedroSession.create(
+        # from the project folder, as `kedro run` is: MLflow's SQLite store and artifacts land there
+        with contextlib.chdir(self.root), KedroSession.create(
             project_path=self.root, conf_source=str(self.root / "conf"), runtime_params=params or {}
         ) as session:
             return session.run(pipeline_names=[pipeline])
+
+    def mlflow_client(self):
+        """A client of the MLflow store that runs of this project record into (its own SQLite file)."""
+        import mlflow
+
+        return mlflow.MlflowClient(tracking_uri=f"sqlite:///{self.root / 'mlflow.db'}")
+
+    def mlflow_runs(self) -> list:
+        """The MLflow runs recorded in this project's local store, newest first."""
+        client = self.mlflow_client()
+        return client.search_runs([e.experiment_id for e in client.search_experiments()], order_by=["start_time DESC"])
 
     def kill_9_after_epoch(self, pipeline: str, cli_params: str, checkpoint: str, epoch: int) -> int:
         """Run `kedro run` in a subprocess, SIGKILL it once ``checkpoint`` holds ``epoch``; the epoch it holds then."""

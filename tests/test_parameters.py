@@ -51,6 +51,16 @@ def test_an_unknown_recipe_is_named_with_the_allowed_ones(kedro_project):
         validate_parameters(loaded_parameters(kedro_project(), {"convncf": {"recipe": "paper"}}))
 
 
+@pytest.mark.parametrize(("study", "message"), [
+    ({"recipes": ["authors", "paper"]}, r"'study.recipes': \['paper'\] are not recipes of convncf.recipes"),
+    ({"seeds": [1, 1]}, r"'study.seeds': .*repeats an entry"),
+    ({"metrics": ["ndcg@50"]}, r"'study.metrics': K \[50\] must be among evaluation.ks"),
+])
+def test_a_study_of_unknown_recipes_repeated_seeds_or_unevaluated_cut_offs_is_refused(kedro_project, study, message):
+    with pytest.raises(ParameterError, match=message):
+        validate_parameters(loaded_parameters(kedro_project(), {"study": study}))
+
+
 def test_a_run_with_a_bad_value_fails_at_the_start(kedro_project):
     project = kedro_project("ml-100k")
     with pytest.raises(ParameterError, match="pretrain.training.epochs"):

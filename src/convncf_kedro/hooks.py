@@ -6,7 +6,9 @@ import logging
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
+from kedro.framework.project import pipelines
 
+from convncf_kedro import pipeline_registry
 from convncf_kedro.params import validate_parameters
 
 logger = logging.getLogger(__name__)
@@ -16,6 +18,16 @@ class ValidateParametersHook:
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
         validate_parameters(catalog.load("parameters"))
+
+
+class StudyShapeHook:
+    """Give the study's seeds and recipes (conf files and ``--params``) to the pipeline registry, which Kedro
+    1.7 calls right after the context is created; a changed shape registers the pipelines again."""
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        if pipeline_registry.use_study_parameters(context.params.get("study")):
+            pipelines.configure(pipeline_registry.__name__)
 
 
 class ReportOutputsHook:

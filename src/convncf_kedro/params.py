@@ -7,6 +7,7 @@ work with a message naming the parameter; nodes parse their group with :func:`pa
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal, TypeVar
 
 from pydantic import (
@@ -185,6 +186,41 @@ class ScoreParams(_Group):
     log_every_seconds: float = Field(30.0, gt=0)
 
 
+class ControlParams(_Group):
+    """How the "MF trained longer" control continues MF: its batch and phases (embeddings only)."""
+
+    batch_size: int = Field(ge=1)
+    phases: list[PhaseParams] = Field(min_length=1)
+
+    _phases = field_validator("phases")(_check_phases)
+
+
+class StudyParams(_Group):
+    """Which variants the study trains, on how many seeds, with what budget beyond MF's best epoch."""
+
+    seeds: list[int] = Field(min_length=1)
+    recipes: list[str] = Field(min_length=1)  # ConvNCF recipes compared, by name in convncf.recipes
+    extra_epochs: int = Field(ge=1)  # every variant trains this many epochs from MF's best (ConvNCF and control)
+    mf_longer: ControlParams
+    protocols: list[Literal["sampled", "full"]] = Field(min_length=1)
+    metrics: list[str] = Field(min_length=1)
+
+    @field_validator("seeds", "recipes")
+    @classmethod
+    def _distinct(cls, values: list) -> list:
+        if len(set(values)) != len(values):
+            raise ValueError(f"{values} repeats an entry")
+        return values
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, metrics: list[str]) -> list[str]:
+        for metric in metrics:
+            if not re.fullmatch(r"(hr|ndcg|mrr|recall|precision)@[1-9][0-9]*", metric):
+                raise ValueError(f"'{metric}' is not a metric@K (hr, ndcg, mrr, recall, precision)")
+        return metrics
+
+
 _Params = TypeVar("_Params", bound=BaseModel)
 
 PARAMETER_GROUPS: dict[str, type[BaseModel]] = {
@@ -194,6 +230,7 @@ PARAMETER_GROUPS: dict[str, type[BaseModel]] = {
     "evaluation": EvaluationParams,
     "export": ExportParams,
     "score": ScoreParams,
+    "study": StudyParams,
 }
 
 
@@ -222,7 +259,18 @@ def validate_parameters(parameters: dict) -> None:
                 f"K={max(evaluation.ks)} is larger than the {ingestion.n_negatives + 1} candidates of the sampled "
                 "protocol (ingestion.n_negatives + 1)",
             )
-    pretrain, convncf = parsed.get("pretrain"), parsed.get("convncf")
+    study, convncf = parsed.get("study"), parsed.get("convncf")
+    if study is not None and convncf is not None:
+        unknown = [name for name in study.recipes if name not in convncf.recipes]
+        if unknown:
+            raise ParameterError(
+                "study.recipes", f"{unknown} are not recipes of convncf.recipes ({', '.join(sorted(convncf.recipes))})"
+            )
+    if study is not None and evaluation is not None:
+        cut_offs = {int(metric.split("@")[1]) for metric in study.metrics}
+        if not cut_offs <= set(evaluation.ks):
+            raise ParameterError("study.metrics", f"K {sorted(cut_offs)} must be among evaluation.ks {evaluation.ks}")
+    pretrain = parsed.get("pretrain")
     if pretrain is not None and convncf is not None:
         d = pretrain.embedding_size
         if convncf.kernel_sizes is None and d & (d - 1):

@@ -1,8 +1,13 @@
-"""Project settings (Kedro defaults, plus the hook that checks parameters before a run)."""
+"""Project settings (Kedro defaults, plus hooks: the study's shape, parameter checks, where outputs went).
 
-from convncf_kedro.hooks import ReportOutputsHook, ValidateParametersHook
+kedro-mlflow registers its own hook (an installed plugin); its settings are in conf/base/mlflow.yml.
+"""
 
-HOOKS = (ValidateParametersHook(), ReportOutputsHook())
+from omegaconf.resolvers import oc
+
+from convncf_kedro.hooks import ReportOutputsHook, StudyShapeHook, ValidateParametersHook
+
+HOOKS = (StudyShapeHook(), ValidateParametersHook(), ReportOutputsHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -11,4 +16,6 @@ CONFIG_LOADER_ARGS = {
     # `--params a.b=1` keeps a group's other values even when conf/local has a parameters file
     # (with the default destructive merge, Kedro 1.7 then drops them).
     "merge_strategy": {"parameters": "soft"},
+    # ${oc.env:NAME,default} everywhere (Kedro allows it only in credentials): mlflow.yml reads MLFLOW_TRACKING_URI
+    "custom_resolvers": {"oc.env": oc.env},
 }

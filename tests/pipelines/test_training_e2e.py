@@ -69,6 +69,20 @@ def test_evaluation_report_compares_both_models_by_both_protocols(trained):
     assert "ConvNCF ndcg@20" in report and "MF ndcg@10" in report and "selected on different metrics" in report
 
 
+def test_the_train_run_is_recorded_in_mlflow_with_parameters_curves_results_and_the_onnx_model(trained):
+    (run,) = [run for run in trained.mlflow_runs() if run.info.run_name == "train"]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["pretrain.embedding_size"] == "8" and run.data.params["convncf.recipe"] == "mf_identity"
+    client = trained.mlflow_client()
+    curve = client.get_metric_history(run.info.run_id, "tracked_metrics.convncf/valid/ndcg_at_20")
+    history = trained.load("convncf_history")
+    assert [(m.step, m.value) for m in curve] == list(zip(history["epoch"], history["ndcg@20"], strict=True))
+    metrics = trained.load("test_metrics_convncf")
+    assert run.data.metrics["tracked_metrics.convncf/test/full/ndcg_at_10"] == pytest.approx(metrics["full"]["ndcg@10"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"convncf.onnx", "evaluation_report.md", "metrics_table.csv", "training_curves.png"} <= artifacts
+
+
 def test_embedding_size_parameter_shapes_the_exported_graph(trained):
     graph = trained.load("convncf_onnx")
     metadata = {p.key: p.value for p in graph.metadata_props}

@@ -99,6 +99,19 @@ def mean_metrics(per_user: dict[str, np.ndarray]) -> dict[str, float]:
     return {name: float(np.mean(values)) for name, values in per_user.items()}
 
 
+def mean_interval(values: np.ndarray, confidence: float, resamples: int, seed: int) -> tuple[float, float]:
+    """Bootstrap percentile interval of the mean of per-user ``values`` (users resampled)."""
+    values = np.asarray(values, dtype=float)
+    if np.all(values == values[0]):  # a constant has no spread (and scipy refuses it)
+        return float(values[0]), float(values[0])
+    interval = stats.bootstrap(
+        (values,), np.mean, confidence_level=confidence, n_resamples=resamples, vectorized=True,
+        method="percentile", rng=np.random.default_rng(seed),
+        batch=max(1, 20_000_000 // len(values)),  # ≤ 160 MB of resamples at a time, even on Gowalla
+    ).confidence_interval
+    return float(interval.low), float(interval.high)
+
+
 def paired_difference(
     candidate: np.ndarray, baseline: np.ndarray, confidence: float, resamples: int, seed: int
 ) -> dict[str, float]:
@@ -107,14 +120,6 @@ def paired_difference(
     ``verdict`` is ``gain`` or ``loss`` only when the interval excludes 0.
     """
     difference = np.asarray(candidate, dtype=float) - np.asarray(baseline, dtype=float)
-    if not difference.any():  # identical models: the bootstrap of a constant has no spread
-        low = high = 0.0
-    else:
-        interval = stats.bootstrap(
-            (difference,), np.mean, confidence_level=confidence, n_resamples=resamples, vectorized=True,
-            method="percentile", rng=np.random.default_rng(seed),
-            batch=max(1, 20_000_000 // len(difference)),  # ≤ 160 MB of resamples at a time, even on Gowalla
-        ).confidence_interval
-        low, high = float(interval.low), float(interval.high)
+    low, high = mean_interval(difference, confidence, resamples, seed)
     verdict = "gain" if low > 0 else "loss" if high < 0 else "no significant difference"
     return {"difference": float(difference.mean()), "ci_low": low, "ci_high": high, "verdict": verdict}

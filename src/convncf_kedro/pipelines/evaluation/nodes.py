@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 
@@ -27,6 +28,7 @@ from convncf_kedro.ranking.metrics import (  # noqa: E402
     sampled_metrics_per_user,
 )
 from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled, rank_sampled  # noqa: E402
+from convncf_kedro.tracking import MetricHistory, history_metrics, value_metrics  # noqa: E402
 from convncf_kedro.training import runtime  # noqa: E402
 from convncf_kedro.training.stage import check_trained_on  # noqa: E402
 
@@ -72,7 +74,8 @@ def evaluate_model(
         rows = sampled_metrics_per_user(ranks, n_negatives, p.ks)
         per_user.append(pd.DataFrame({"protocol": "sampled", "user": users, **rows}))
         result["sampled"] = {**mean_metrics(rows), "rows": len(users),
-                             "seconds": round(time.perf_counter() - started, 2)}
+                             "seconds": round(time.perf_counter() - started, 2),
+                             "candidates": _fingerprint(users, items)}
 
     if "full" in p.protocols:
         n_users, n_items = train_matrix.shape
@@ -90,8 +93,16 @@ def evaluate_model(
         per_user.append(pd.DataFrame({"protocol": "full", "user": users, **rows}))
         pairs = len(users) * n_items
         result["full"] = {**mean_metrics(rows), "users": len(users), "seconds": round(seconds, 2),
-                          "pairs_per_second": round(pairs / seconds)}
+                          "pairs_per_second": round(pairs / seconds), "candidates": _fingerprint(users, seen.indptr, seen.indices)}
     return result, pd.concat(per_user, ignore_index=True)
+
+
+def _fingerprint(*arrays: np.ndarray) -> str:
+    """What two models' results must share to be compared pair by pair: the users and their candidates."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _checked_precision(
@@ -146,7 +157,7 @@ def metrics_table(
     return pd.DataFrame(rows).astype({"k": "Int64"})
 
 
-def _markdown(table: pd.DataFrame) -> str:
+def markdown_table(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     for row in table.itertuples(index=False):
         cells = ["" if pd.isna(v) else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row]
@@ -178,7 +189,7 @@ def write_report(
         "ConvNCF − MF over the same users and candidates (one trained model each); a difference is a gain or a "
         "loss only when its interval excludes 0.",
         "",
-        _markdown(table.astype({"k": "Int64"})),  # read back from CSV, K is float beside AUC's empty K
+        markdown_table(table.astype({"k": "Int64"})),  # read back from CSV, K is float beside AUC's empty K
         "",
         "## Data",
         "",
@@ -189,6 +200,15 @@ def write_report(
         "Plots: `training_curves.png`, `metrics_at_k.png`; numbers: `test_metrics_*.json`, `metrics_table.csv`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def tracked_metrics(
+    mf_history: pd.DataFrame, convncf_history: pd.DataFrame, mf_metrics: dict, convncf_metrics: dict
+) -> MetricHistory:
+    """What the MLflow run records as metrics: both training curves by epoch and both models' test results."""
+    return (history_metrics("mf", mf_history) | history_metrics("convncf", convncf_history)
+            | value_metrics("mf/test", {p: mf_metrics[p] for p in ("sampled", "full") if p in mf_metrics})
+            | value_metrics("convncf/test", {p: convncf_metrics[p] for p in ("sampled", "full") if p in convncf_metrics}))
 
 
 def plot_training_curves(

@@ -7,6 +7,7 @@ from .nodes import (
     metrics_table,
     plot_metrics_at_k,
     plot_training_curves,
+    tracked_metrics,
     write_report,
 )
 
@@ -43,5 +44,11 @@ def create_pipeline(**kwargs) -> Pipeline:
             name="plot_training_curves",
         ),
         Node(plot_metrics_at_k, "metrics_table", "metrics_at_k_plot", name="plot_metrics_at_k"),
+        Node(
+            tracked_metrics,
+            ["mf_history", "convncf_history", "test_metrics_mf", "test_metrics_convncf"],
+            "tracked_metrics",
+            name="track_metrics",
+        ),
     ]
     return Pipeline(evaluate + report, tags=["evaluation"])

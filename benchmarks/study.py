@@ -1,0 +1,59 @@
+"""The model study on the shared datasets: `kedro run --pipeline study` per dataset, published as results.
+
+Run: python benchmarks/study.py [dataset ...] [--params "study.seeds=[2018,2019]"]   (default: ml-100k)
+Each dataset gets its own work project (benchmarks/.work/study-<dataset>, kept between runs). A member
+(variant, seed) whose checkpoint finished with the same parameters and data is not trained again, so an
+interrupted study continues where it stopped and can be extended with seeds. Writes
+benchmarks/results/study_<dataset>.json (the pipeline's study_summary.json, the wall time of this run and
+the machine) and study_<dataset>.png (its forest plot); benchmarks/tables.py prints the README table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _gemm import machine  # noqa: E402
+from kedro_project import KedroProject  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+WORK = Path(__file__).resolve().parent / ".work"
+
+
+def run(dataset: str, params: dict) -> dict:
+    project = KedroProject(WORK / f"study-{dataset}")
+    project.use_dataset(dataset)
+    started = time.perf_counter()
+    project.run("study", params=params)
+    seconds = time.perf_counter() - started
+    summary = json.loads((project.root / "data/08_reporting/study_summary.json").read_text())
+    out = {"script": "benchmarks/study.py", "dataset_key": dataset, "params": params,
+           "seconds_this_run": round(seconds, 1), "machine": machine(),
+           "date": datetime.now(UTC).strftime("%Y-%m-%d"), **summary}
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"study_{dataset}.json").write_text(json.dumps(out, indent=1) + "\n")
+    shutil.copy(project.root / "data/08_reporting/study_forest.png", RESULTS / f"study_{dataset}.png")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("datasets", nargs="*", default=["ml-100k"])
+    parser.add_argument("--params", default="{}", help="YAML/JSON mapping of parameter overrides")
+    args = parser.parse_args()
+    for dataset in args.datasets:
+        out = run(dataset, yaml.safe_load(args.params))
+        print(f"{dataset}: {len(out['members'])} members, this run {out['seconds_this_run']:.0f} s")  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""The study: variants × seeds from the same MF, paired over the same users, recorded in MLflow, resumable.
+
+The end-to-end part runs on MovieLens 100K's first 30 users at the shipped sizes (d = 64, C = 32, fp32),
+two seeds and one extra epoch per variant.
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_shipped_defaults_e2e import slice_project
+
+from convncf_kedro.pipelines.study.nodes import compare_variants
+from convncf_kedro.ranking.metrics import mean_interval
+from convncf_kedro.training import loop
+
+STUDY = {"seeds": [7, 8], "extra_epochs": 1}
+EVALUATION = {"ks": [10], "protocols": ["sampled"], "chunk_users": 1, "chunk_items": 1, "batch_pairs": 1,
+              "bootstrap_resamples": 2000, "confidence": 0.95, "seed": 0}
+STUDY_PARAMS = {"seeds": [1, 2], "recipes": ["authors"], "extra_epochs": 1, "protocols": ["sampled"],
+                "metrics": ["ndcg@10"], "mf_longer": {"batch_size": 8, "phases": [{"lr_embedding": 0.001}]}}
+
+
+def member_results(users: np.ndarray, ndcg: np.ndarray, candidates: str = "same") -> tuple[dict, pd.DataFrame]:
+    metrics = {"best_epoch": 1, "valid": {"ndcg@10": 0.5}, "selection_metric": "ndcg@10",
+               "sampled": {"ndcg@10": float(ndcg.mean()), "candidates": candidates}}
+    return metrics, pd.DataFrame({"protocol": "sampled", "user": users, "ndcg@10": ndcg})
+
+
+def test_a_known_difference_gets_an_interval_around_it_with_seeds_averaged_per_user():
+    rng = np.random.default_rng(0)
+    users = np.arange(2000)
+    mf = {seed: rng.uniform(0, 1, users.size) for seed in (1, 2)}
+    members, results = [], []
+    for seed in (1, 2):
+        authors = mf[seed] + 0.05 * seed + rng.normal(0, 0.2, users.size)  # +0.05 on seed 1, +0.10 on seed 2
+        for variant, values in (("mf", mf[seed]), ("mf_longer", mf[seed]), ("authors", authors)):
+            members.append((seed, variant))
+            results.extend(member_results(users, values))
+    table, member_rows = compare_variants(members, STUDY_PARAMS, EVALUATION, *results)
+
+    authors = table.set_index("variant").loc["authors"]
+    averaged = (results[5]["ndcg@10"] + results[11]["ndcg@10"]) / 2 - (mf[1] + mf[2]) / 2  # per user, seeds averaged
+    assert authors["vs_mf"] == pytest.approx(averaged.mean()) and authors["vs_mf"] == pytest.approx(0.075, abs=0.01)
+    assert 0 < authors["vs_mf_low"] < 0.075 < authors["vs_mf_high"] and authors["vs_mf_verdict"] == "gain"
+    # the interval is the spread of a mean of 2,000 users: about ±1.96 · sd / √n
+    assert authors["vs_mf_high"] - authors["vs_mf_low"] == pytest.approx(2 * 1.96 * averaged.std() / np.sqrt(2000), rel=0.15)
+    per_seed = [results[5]["ndcg@10"].mean(), results[11]["ndcg@10"].mean()]
+    assert authors["seed_sd"] == pytest.approx(np.std(per_seed, ddof=1))
+    control = table.set_index("variant").loc["mf_longer"]
+    assert control["vs_mf"] == 0 and control["vs_mf_verdict"] == "no significant difference"
+    assert len(member_rows) == 6 and {row["variant"] for row in member_rows} == {"mf", "mf_longer", "authors"}
+
+
+def test_a_noisy_difference_of_zero_is_no_significant_difference():
+    rng = np.random.default_rng(1)
+    users = np.arange(500)
+    members, results = [], []
+    for variant in ("mf", "mf_longer", "authors"):
+        members.append((1, variant))
+        results.extend(member_results(users, rng.uniform(0, 1, users.size)))
+    table, _ = compare_variants(members, {**STUDY_PARAMS, "seeds": [1]}, EVALUATION, *results)
+    authors = table.set_index("variant").loc["authors"]
+    assert authors["vs_mf_low"] < 0 < authors["vs_mf_high"]
+    assert authors["vs_mf_verdict"] == "no significant difference"
+
+
+def test_mean_interval_covers_the_mean_of_real_spread_and_collapses_on_a_constant():
+    values = np.random.default_rng(2).normal(0.4, 0.1, 4000)
+    low, high = mean_interval(values, 0.95, 2000, 0)
+    assert low < values.mean() < high and high - low == pytest.approx(2 * 1.96 * 0.1 / np.sqrt(4000), rel=0.15)
+    assert mean_interval(np.full(10, 0.3), 0.95, 2000, 0) == (0.3, 0.3)
+
+
+@pytest.mark.parametrize("other", ["users", "candidates"])
+def test_members_ranked_on_other_users_or_candidates_are_not_compared(other):
+    users = np.arange(50)
+    members = [(1, "mf"), (1, "mf_longer"), (1, "authors")]
+    results = [*member_results(users, np.ones(50)), *member_results(users, np.ones(50))]
+    results += member_results(users + 1, np.ones(50)) if other == "users" else member_results(users, np.ones(50), "other")
+    with pytest.raises(ValueError, match="authors \\(seed 1\\) was evaluated on other sampled users or candidates"):
+        compare_variants(members, {**STUDY_PARAMS, "seeds": [1]}, EVALUATION, *results)
+
+
+@pytest.fixture(scope="module")
+def studied(tmp_path_factory):
+    project = slice_project(tmp_path_factory.mktemp("study"))
+    params = {"pretrain": {"training": {"epochs": 5}}, "study": STUDY}
+    project.run("study", params=params)
+    return project, params
+
+
+@pytest.mark.e2e
+def test_the_study_writes_a_report_with_intervals_for_every_variant_and_seed(studied):
+    project, _ = studied
+    reporting = project.root / "data/08_reporting"
+    table = pd.read_csv(reporting / "study_table.csv")
+    assert set(table["variant"]) == {"mf", "mf_longer", "authors", "residual", "mf_identity"}
+    assert set(table["metric"]) == {"ndcg@10", "hr@10"} and (table["seeds"] == 2).all()
+    convncf = table[~table["variant"].isin(["mf", "mf_longer"])]
+    assert convncf[["vs_mf_low", "vs_mf_high", "vs_mf_longer_low", "vs_mf_longer_high"]].notna().all().all()
+    assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
+    report = (reporting / "study_report.md").read_text()
+    assert "Does ConvNCF beat MF" in report and "## Verdicts" in report
+    summary = json.loads((reporting / "study_summary.json").read_text())
+    assert summary["seeds"] == [7, 8] and len(summary["members"]) == 10
+
+    # pairing: every member ranked the same users' same candidates, and each seed has its own MF
+    per_user = [pd.read_parquet(path) for path in sorted((reporting / "study").glob("seed_*/per_user_metrics_*.parquet"))]
+    assert len(per_user) == 10 and all(np.array_equal(f["user"], per_user[0]["user"]) for f in per_user)
+    fingerprints = {json.loads(p.read_text())["sampled"]["candidates"]
+                    for p in (reporting / "study").glob("seed_*/test_metrics_*.json")}
+    assert len(fingerprints) == 1
+    mf_7, mf_8 = (pd.read_csv(reporting / f"study/seed_{seed}/mf_history.csv") for seed in (7, 8))
+    assert not np.allclose(mf_7["loss"].iloc[1:], mf_8["loss"].iloc[1:])
+
+
+@pytest.mark.e2e
+def test_the_study_run_is_recorded_in_mlflow(studied):
+    project, _ = studied
+    run = project.mlflow_runs()[0]
+    assert run.info.run_name == "study" and run.info.status == "FINISHED"
+    assert run.data.params["study.seeds"] == "[7, 8]" and run.data.params["convncf.channels"] == "32"
+    client = project.mlflow_client()
+    curve = client.get_metric_history(run.info.run_id, "study_tracked_metrics.authors/seed_7/valid/ndcg_at_10")
+    assert [m.step for m in curve] == [0, 1]
+    table = pd.read_csv(project.root / "data/08_reporting/study_table.csv").set_index(["variant", "metric"])
+    recorded = run.data.metrics["study_tracked_metrics.study/authors/sampled/ndcg_at_10/vs_mf"]
+    assert recorded == pytest.approx(table.loc[("authors", "ndcg@10"), "vs_mf"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"study_report.md", "study_table.csv", "study_summary.json", "study_forest.png"} <= artifacts
+
+
+@pytest.mark.e2e
+def test_a_finished_study_resumes_without_training_and_extends_with_a_new_seed(studied, monkeypatch):
+    project, params = studied
+    summary = (project.root / "data/08_reporting/study_summary.json").read_text()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished member was trained again")
+
+    monkeypatch.setattr(loop, "train_step", no_training)
+    project.run("study", params=params)
+    assert json.loads((project.root / "data/08_reporting/study_summary.json").read_text()) == json.loads(summary)
+
+    monkeypatch.undo()
+    trained = []
+    monkeypatch.setattr(loop, "train_step", lambda *a, **k: trained.append(1) or 0.0)
+    project.run("study", params={**params, "study": {**STUDY, "seeds": [7, 8, 9]}})
+    members = json.loads((project.root / "data/08_reporting/study_summary.json").read_text())["members"]
+    assert sorted({m["seed"] for m in members}) == [7, 8, 9] and trained  # only seed 9 needed training
