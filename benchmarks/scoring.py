@@ -33,7 +33,7 @@ from convncf_kedro.models import ConvNCF, ConvNCFConfig  # noqa: E402
 from convncf_kedro.models.scoring import pair_scorer  # noqa: E402
 from convncf_kedro.ranking.full import top_k_unseen  # noqa: E402
 from convncf_kedro.serving.onnx_export import export_onnx  # noqa: E402
-from convncf_kedro.serving.onnx_scoring import create_session, onnx_block_scorer, onnx_pair_scorer  # noqa: E402
+from convncf_kedro.serving.session import create_session, onnx_block_scorer, onnx_pair_scorer  # noqa: E402
 from convncf_kedro.training import runtime  # noqa: E402
 
 FLOP_PER_PAIR = 2 * 1_531_936

@@ -20,7 +20,7 @@ import torch
 from convncf_kedro.models import ConvNCF, ConvNCFConfig
 from convncf_kedro.params import PhaseParams
 from convncf_kedro.serving.onnx_export import export_onnx
-from convncf_kedro.serving.onnx_scoring import CUDA, create_session, onnx_block_scorer
+from convncf_kedro.serving.session import CUDA, create_session, onnx_block_scorer
 from convncf_kedro.training.loop import optimisers_for, train_step
 
 N_USERS, N_ITEMS = 943, 1682

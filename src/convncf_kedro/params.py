@@ -144,6 +144,9 @@ class ConvNCFParams(_Group):
         return self.recipes[self.recipe]
 
 
+_CLUSTER = r"^(local:[1-9][0-9]*|local-cuda|(tcp|tls|ucx|inproc)://.+)$"  # a Dask cluster (serving/engine.py)
+
+
 class EvaluationParams(_Group):
     ks: list[int] = Field(min_length=1)
     protocols: list[Literal["sampled", "full"]] = Field(min_length=1)
@@ -158,6 +161,8 @@ class EvaluationParams(_Group):
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
     threads: int | None = Field(None, ge=1)
     log_every_seconds: float = Field(30.0, gt=0)
+    cluster: str | None = Field(None, pattern=_CLUSTER)  # where ConvNCF's full ranking runs (as score.cluster)
+    partition_users: int = Field(256, ge=1)
 
     @field_validator("ks")
     @classmethod
@@ -176,6 +181,8 @@ class ExportParams(_Group):
 
 class ScoreParams(_Group):
     k: int = Field(ge=1)
+    cluster: str | None = Field(None, pattern=_CLUSTER)  # None: this process
+    partition_users: int = Field(256, ge=1)
     users: Literal["all", "list"] = "all"
     unknown_users: Literal["skip", "popular"] = "skip"
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -33,7 +33,7 @@ STAGES = {
     "ingestion": ingestion, "matrix": matrix, "pretrain": pretrain, "convncf": convncf,
     "evaluation": evaluation, "export": export, "score": score,
 }
-TRAIN_STAGES = ["ingestion", "matrix", "pretrain", "convncf", "evaluation", "export"]
+TRAIN_STAGES = ["ingestion", "matrix", "pretrain", "convncf", "export", "evaluation"]  # evaluation ranks with the exported graph
 
 _study_parameters: dict[str, Any] | None = None
 

@@ -87,7 +87,7 @@ def test_each_recipe_trains_validates_exports_and_scores_at_the_shipped_sizes(pr
     validation = pretrained.load("onnx_validation")
     assert validation["largest_difference"] <= validation["tolerance"]
     pretrained.run("score")
-    recommendations = pretrained.load("recommendations")
+    recommendations = pd.read_parquet(pretrained.root / "data/07_model_output/recommendations")
     assert recommendations.groupby("user_id").size().eq(10).all() and recommendations["user_id"].nunique() == 30
 
 

@@ -78,6 +78,7 @@ def test_the_train_run_is_recorded_in_mlflow_with_parameters_curves_results_and_
     history = trained.load("convncf_history")
     assert [(m.step, m.value) for m in curve] == list(zip(history["epoch"], history["ndcg@20"], strict=True))
     metrics = trained.load("test_metrics_convncf")
+    assert metrics["engine"] == "onnxruntime (CPUExecutionProvider)" or torch.cuda.is_available()
     assert run.data.metrics["tracked_metrics.convncf/test/full/ndcg_at_10"] == pytest.approx(metrics["full"]["ndcg@10"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"convncf.onnx", "evaluation_report.md", "metrics_table.csv", "training_curves.png"} <= artifacts
@@ -94,13 +95,27 @@ def test_embedding_size_parameter_shapes_the_exported_graph(trained):
 def test_score_recommends_ten_unseen_items_to_every_user_with_raw_ids(trained):
     assert trained.load("onnx_validation")["largest_difference"] <= 1e-4
     trained.run("score")
-    recs = trained.load("recommendations")
+    recs = pd.concat(part() for part in trained.load("recommendations").values())
     assert recs.groupby("user_id").size().eq(10).all()
     assert recs["user_id"].nunique() == len(trained.load("user_map"))
     raw = pd.read_csv(SHARED_DATASETS / "ml-100k/u.data", sep="\t", names=["user", "item", "rating", "ts"], dtype=str)
     assert not set(zip(recs["user_id"], recs["item_id"], strict=True)) & set(zip(raw["user"], raw["item"], strict=True))
     expected = "CUDAExecutionProvider" if torch.cuda.is_available() else "CPUExecutionProvider"  # score.device: auto
     assert trained.load("scoring_report")["provider"] == expected
+
+
+def test_score_on_a_local_dask_cluster_writes_the_same_recommendations_in_parquet_parts(trained):
+    folder = trained.root / "data/07_model_output/recommendations"
+    trained.run("score", params={"score": {"partition_users": 256}})
+    in_process = pd.read_parquet(folder).sort_values(["user_id", "rank"], ignore_index=True)
+    trained.run("score", params={"score": {"cluster": "local:2", "partition_users": 200}})
+    parts = sorted(p.name for p in folder.iterdir())
+    assert parts == [f"part-0000{i}.parquet" for i in range(5)]  # 943 users in fives of 200; the 4 old parts gone
+    on_cluster = pd.read_parquet(folder).sort_values(["user_id", "rank"], ignore_index=True)
+    assert on_cluster.groupby("user_id").size().eq(10).all() and on_cluster["user_id"].nunique() == 943
+    pd.testing.assert_frame_equal(on_cluster[["user_id", "rank", "item_id"]], in_process[["user_id", "rank", "item_id"]])
+    np.testing.assert_allclose(on_cluster["score"], in_process["score"], atol=1e-6)
+    assert trained.load("scoring_report")["cluster"] == "local:2"
 
 
 def test_readme_onnxruntime_snippet_runs_on_the_outputs(trained):

@@ -10,14 +10,14 @@ import torch
 from convncf_kedro.datasets import OnnxModelDataset
 from convncf_kedro.models import ConvNCF, ConvNCFConfig
 from convncf_kedro.ranking.full import top_k_unseen
+from convncf_kedro.serving.engine import RankSettings
 from convncf_kedro.serving.onnx_export import export_onnx
-from convncf_kedro.serving.onnx_scoring import (
+from convncf_kedro.serving.onnx_scoring import main, recommend
+from convncf_kedro.serving.session import (
     ModelMismatchError,
     create_session,
     id_maps_hash,
-    main,
     model_metadata,
-    recommend,
 )
 
 N_USERS, N_ITEMS = 30, 80
@@ -87,8 +87,11 @@ def test_cpu_provider_is_what_ran_on_a_machine_without_gpu(exported):
 
 
 def test_recommendations_are_the_pytorch_top_k_of_unseen_items_with_raw_ids(model, exported, maps, seen):
-    recs, report = recommend(session_of(exported), *maps, seen, k=5, batch_pairs=37, chunk_users=4, chunk_items=23)
+    parts, report = recommend(exported.SerializeToString(), *maps, seen,
+                              RankSettings(5, batch_pairs=37, chunk_users=4, chunk_items=23), partition_users=7)
     assert report["scored"] == N_USERS and report["unknown_count"] == 0
+    assert list(parts) == [f"part-0000{i}" for i in range(5)]  # 30 users in partitions of at most 7
+    recs = pd.concat(parts.values(), ignore_index=True)
     with torch.no_grad():
         dense = model(torch.arange(N_USERS).repeat_interleave(N_ITEMS), torch.arange(N_ITEMS).repeat(N_USERS))
     dense = dense.numpy().reshape(N_USERS, N_ITEMS)
@@ -100,11 +103,12 @@ def test_recommendations_are_the_pytorch_top_k_of_unseen_items_with_raw_ids(mode
 
 
 def test_unknown_users_are_reported_and_skipped_or_given_popular_items(exported, maps, seen):
-    session = session_of(exported)
-    recs, report = recommend(session, *maps, seen, k=3, raw_user_ids=["u1", "nobody", "u2", "ghost"])
-    assert sorted(recs["user_id"].unique()) == ["u1", "u2"]
+    graph = exported.SerializeToString()
+    parts, report = recommend(graph, *maps, seen, RankSettings(3), raw_user_ids=["u1", "nobody", "u2", "ghost"])
+    assert sorted(pd.concat(parts.values())["user_id"].unique()) == ["u1", "u2"]
     assert report["unknown_count"] == 2 and report["unknown_user_ids"] == ["nobody", "ghost"]
-    recs, _ = recommend(session, *maps, seen, k=3, raw_user_ids=["nobody"], unknown_users="popular")
+    parts, _ = recommend(graph, *maps, seen, RankSettings(3), raw_user_ids=["nobody"], unknown_users="popular")
+    recs = parts["unknown"]
     popular = np.argsort(-np.asarray(seen.sum(axis=0)).ravel(), kind="stable")[:3]
     assert recs["item_id"].tolist() == [f"i{i}" for i in popular]
 
@@ -113,7 +117,7 @@ def test_id_maps_that_do_not_match_the_model_are_rejected(exported, maps, seen):
     users, items = maps
     shuffled = items.assign(raw_id=items["raw_id"].sample(frac=1, random_state=0).to_numpy())
     with pytest.raises(ModelMismatchError, match="id maps do not match the model"):
-        recommend(session_of(exported), users, shuffled, seen, k=3)
+        recommend(exported.SerializeToString(), users, shuffled, seen, RankSettings(3))
 
 
 def test_a_file_that_is_not_a_model_gets_a_clear_error(tmp_path):
@@ -126,7 +130,7 @@ def test_a_file_that_is_not_a_model_gets_a_clear_error(tmp_path):
 def test_a_seen_matrix_of_the_wrong_shape_is_named_with_what_was_expected(exported, maps, seen, tmp_path):
     wrong = sp.csr_matrix((N_USERS, N_ITEMS - 1), dtype=np.float32)
     with pytest.raises(ModelMismatchError, match=rf"seen: the seen-items matrix is 30 × 79, but the id maps have 30 users × {N_ITEMS} items"):
-        recommend(session_of(exported), *maps, wrong, k=3)
+        recommend(exported.SerializeToString(), *maps, wrong, RankSettings(3))
     users, items = maps
     paths = {"model": tmp_path / "m.onnx", "user-map": tmp_path / "u.parquet", "item-map": tmp_path / "i.parquet",
              "seen": tmp_path / "seen.npz"}

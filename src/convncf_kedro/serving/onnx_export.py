@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import onnx
 import torch
 
-from convncf_kedro.models import BPRRecommender
+from convncf_kedro.errors import StaleModelError
+from convncf_kedro.models import BPRRecommender, load_model
 
 INPUTS, OUTPUT = ("user", "item"), "score"
 
@@ -32,3 +35,18 @@ def largest_difference(reference: np.ndarray, candidate: np.ndarray) -> tuple[fl
     diff = np.abs(reference.astype(np.float64) - candidate.astype(np.float64))
     worst = int(diff.argmax())
     return float(diff[worst]), worst
+
+
+def model_digest(saved_model: dict) -> str:
+    """Which trained weights a graph was exported from (recorded in its metadata as ``model_sha256``)."""
+    return hashlib.sha256(load_model(saved_model).fingerprint_bytes()).hexdigest()[:16]
+
+
+def check_exported_from(graph: onnx.ModelProto, saved_model: dict) -> None:
+    """Stop when the graph was exported from other weights than the saved model (export not re-run)."""
+    exported = {p.key: p.value for p in graph.metadata_props}.get("model_sha256")
+    if exported != model_digest(saved_model):
+        raise StaleModelError(
+            f"the ONNX graph was exported from other weights (model_sha256 {exported}) than the saved ConvNCF "
+            f"({model_digest(saved_model)}): re-run export (kedro run --pipeline export) before evaluation"
+        )

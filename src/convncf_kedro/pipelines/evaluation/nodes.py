@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import onnx  # noqa: E402
 import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import torch  # noqa: E402
@@ -20,7 +22,7 @@ from convncf_kedro.interactions.prepare import positives_matrix  # noqa: E402
 from convncf_kedro.models import BPRRecommender, load_model, saved_info  # noqa: E402
 from convncf_kedro.models.scoring import block_scorer, pair_scorer  # noqa: E402
 from convncf_kedro.params import EvaluationParams, parse_params  # noqa: E402
-from convncf_kedro.ranking.full import hits_against, top_k_unseen  # noqa: E402
+from convncf_kedro.ranking.full import ScorePairs, hits_against, top_k_unseen  # noqa: E402
 from convncf_kedro.ranking.metrics import (  # noqa: E402
     full_ranking_metrics_per_user,
     mean_metrics,
@@ -28,6 +30,9 @@ from convncf_kedro.ranking.metrics import (  # noqa: E402
     sampled_metrics_per_user,
 )
 from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled, rank_sampled  # noqa: E402
+from convncf_kedro.serving.engine import RankSettings, rank_users, session_for  # noqa: E402
+from convncf_kedro.serving.onnx_export import check_exported_from  # noqa: E402
+from convncf_kedro.serving.session import onnx_pair_scorer  # noqa: E402
 from convncf_kedro.tracking import MetricHistory, history_metrics, value_metrics  # noqa: E402
 from convncf_kedro.training import runtime  # noqa: E402
 from convncf_kedro.training.stage import check_trained_on  # noqa: E402
@@ -44,8 +49,8 @@ def evaluate_model(
     test_negatives: pd.DataFrame,
     params: dict,
 ) -> tuple[dict, pd.DataFrame]:
-    """Test metrics of one trained model by the sampled protocol and by full ranking, in one precision:
-    their means, and each user's (for paired comparisons between models)."""
+    """Test metrics of one trained model, scored by PyTorch (MF, and every member of the study), by the sampled
+    protocol and by full ranking, in one precision: their means, and each user's (for paired comparisons)."""
     p = parse_params(EvaluationParams, params, "evaluation")
     check_trained_on(saved_model, train_matrix, valid, "evaluation")
     device = runtime.resolve_device(p.device)
@@ -55,12 +60,62 @@ def evaluate_model(
     info = saved_info(saved_model)
     name = f"{info['model_class']} (epoch {info['epoch']})"
     precision, precision_check = _checked_precision(model, device, p, valid, valid_negatives, name)
+
+    def rank_full(users: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix) -> np.ndarray:
+        top_items, _ = top_k_unseen(
+            block_scorer(model, device, precision, p.batch_pairs), users, seen, max(p.ks), p.chunk_users,
+            p.chunk_items, p.log_every_seconds, label=f"{name} full ranking", ties_last=relevant,
+        )
+        return top_items
+
+    scored_by = {"precision": precision, "precision_check": precision_check, "engine": "pytorch"}
+    return _evaluate(info, name, pair_scorer(model, device, precision, p.batch_pairs), rank_full, scored_by, p,
+                     train_matrix, valid, test, test_negatives)
+
+
+def evaluate_exported(
+    graph: onnx.ModelProto,
+    saved_model: dict,
+    train_matrix: sp.csr_matrix,
+    valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame,
+    test: pd.DataFrame,
+    test_negatives: pd.DataFrame,
+    params: dict,
+) -> tuple[dict, pd.DataFrame]:
+    """:func:`evaluate_model` for the exported ConvNCF: ranked by the scoring engine with the very graph users
+    score with (ONNX Runtime, fp32), on ``evaluation.cluster`` like `score`."""
+    p = parse_params(EvaluationParams, params, "evaluation")
+    check_trained_on(saved_model, train_matrix, valid, "evaluation")
+    check_exported_from(graph, saved_model)
+    info = saved_info(saved_model)
+    name = f"{info['model_class']} (epoch {info['epoch']}, ONNX)"
+    serialized = graph.SerializeToString()
+    device = p.device.split(":")[0]  # ONNX Runtime picks its GPU itself
+    settings = RankSettings(max(p.ks), p.batch_pairs, p.chunk_users, p.chunk_items, device, p.threads,
+                            p.log_every_seconds)
+
+    def rank_full(users: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix) -> np.ndarray:
+        parts = sorted(rank_users(serialized, seen, users, settings, p.partition_users, p.cluster, relevant,
+                                  label=f"{name} full ranking"), key=lambda part: part.index)
+        return np.concatenate([part.top_items for part in parts]) if parts else np.empty((0, settings.k), np.int64)
+
+    session = session_for(serialized, device, p.threads)
+    scored_by = {"precision": "fp32", "precision_check": None, "engine": f"onnxruntime ({session.get_providers()[0]})",
+                 "cluster": p.cluster}
+    return _evaluate(info, name, onnx_pair_scorer(session, p.batch_pairs), rank_full, scored_by, p, train_matrix,
+                     valid, test, test_negatives)
+
+
+def _evaluate(
+    info: dict, name: str, score_pairs: ScorePairs, rank_full: Callable, scored_by: dict, p: EvaluationParams,
+    train_matrix: sp.csr_matrix, valid: pd.DataFrame, test: pd.DataFrame, test_negatives: pd.DataFrame,
+) -> tuple[dict, pd.DataFrame]:
     test = _subset_users(test, p.max_users, p.seed)
     result: dict = {
         "model": info["model_class"], "recipe": info.get("recipe"), "best_epoch": info["epoch"],
         "selection_metric": info["selection_metric"], "valid": info["valid_metrics"],
-        "valid_precision": info["validated_in"], "trained_in": info["trained_in"], "precision": precision,
-        "precision_check": precision_check,
+        "valid_precision": info["validated_in"], "trained_in": info["trained_in"], **scored_by,
     }
     per_user: list[pd.DataFrame] = []
 
@@ -69,8 +124,7 @@ def evaluate_model(
         if max(p.ks) > items.shape[1]:
             raise ParameterError("evaluation.ks", f"K={max(p.ks)} exceeds the {items.shape[1]} sampled candidates")
         started = time.perf_counter()
-        ranks, n_negatives = rank_sampled(pair_scorer(model, device, precision, p.batch_pairs), users, items,
-                                          label=f"{name} on the test split")
+        ranks, n_negatives = rank_sampled(score_pairs, users, items, label=f"{name} on the test split")
         rows = sampled_metrics_per_user(ranks, n_negatives, p.ks)
         per_user.append(pd.DataFrame({"protocol": "sampled", "user": users, **rows}))
         result["sampled"] = {**mean_metrics(rows), "rows": len(users),
@@ -83,10 +137,7 @@ def evaluate_model(
         seen = (train_matrix + positives_matrix([valid], n_users, n_items)).tocsr()
         relevant = positives_matrix([test], n_users, n_items)
         started = time.perf_counter()
-        top_items, _ = top_k_unseen(
-            block_scorer(model, device, precision, p.batch_pairs), users, seen, max(p.ks),
-            p.chunk_users, p.chunk_items, p.log_every_seconds, label=f"{name} full ranking", ties_last=relevant,
-        )
+        top_items = rank_full(users, seen, relevant)
         seconds = time.perf_counter() - started
         hits = hits_against(top_items, users, relevant)
         rows = full_ranking_metrics_per_user(hits, np.diff(relevant.indptr)[users], p.ks)

@@ -3,6 +3,7 @@
 from kedro.pipeline import Node, Pipeline
 
 from .nodes import (
+    evaluate_exported,
     evaluate_model,
     metrics_table,
     plot_metrics_at_k,
@@ -13,15 +14,12 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
+    split = ["train_matrix", "valid", "valid_negatives", "test", "test_negatives", "params:evaluation"]
     evaluate = [
-        Node(
-            evaluate_model,
-            inputs=[f"{model}_model", "train_matrix", "valid", "valid_negatives", "test", "test_negatives",
-                    "params:evaluation"],
-            outputs=[f"test_metrics_{model}", f"per_user_metrics_{model}"],
-            name=f"evaluate_{model}",
-        )
-        for model in ("mf", "convncf")
+        Node(evaluate_model, ["mf_model", *split], ["test_metrics_mf", "per_user_metrics_mf"], name="evaluate_mf"),
+        # ConvNCF is ranked with the exported graph, as `score` ranks: evaluation runs after export
+        Node(evaluate_exported, ["convncf_onnx", "convncf_model", *split], ["test_metrics_convncf", "per_user_metrics_convncf"],
+             name="evaluate_convncf"),
     ]
     report = [
         Node(

@@ -12,8 +12,8 @@ import convncf_kedro
 from convncf_kedro.models import load_model, saved_info
 from convncf_kedro.params import ExportParams, parse_params
 from convncf_kedro.ranking.sampled import candidate_matrix
-from convncf_kedro.serving.onnx_export import export_onnx, largest_difference
-from convncf_kedro.serving.onnx_scoring import create_session, id_maps_hash
+from convncf_kedro.serving.onnx_export import export_onnx, largest_difference, model_digest
+from convncf_kedro.serving.session import create_session, id_maps_hash
 from convncf_kedro.training.stage import check_trained_on
 
 
@@ -37,6 +37,7 @@ def export_convncf(
         "best_epoch": info["epoch"],
         "opset": p.opset,
         "id_maps_sha256": id_maps_hash(user_map, item_map),
+        "model_sha256": model_digest(convncf_model),
     }
     return export_onnx(model, p.opset, metadata)
 

@@ -1,0 +1,136 @@
+"""ONNX Runtime sessions on the exported graph, and the checks that it is the graph its inputs belong to.
+
+CUDA is used when ONNX Runtime can really run on a GPU: onnxruntime-gpu lists the CUDA provider even
+on machines without one, so the provider that ran is read back from the session, never assumed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import logging
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import scipy.sparse as sp
+
+from convncf_kedro.ranking.full import block_of_pairs
+
+logger = logging.getLogger(__name__)
+
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+class ModelMismatchError(ValueError):
+    """The id maps (or the model file) are not the ones the graph was exported with."""
+
+
+def create_session(
+    model: bytes | str, device: str = "auto", intra_op_threads: int | None = None
+) -> ort.InferenceSession:
+    """An inference session on CUDA when asked for (or 'auto') and really usable, else on CPU."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not '{device}'")
+    providers = [CPU]
+    if device != "cpu" and CUDA in ort.get_available_providers() and _cuda_driver_present():
+        if hasattr(ort, "preload_dlls"):
+            ort.preload_dlls()  # CUDA/cuDNN from pip's nvidia packages, when torch has not loaded them
+        providers = [CUDA, CPU]
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # a missing GPU is reported below, not as an ORT error
+    if intra_op_threads:
+        options.intra_op_num_threads = intra_op_threads
+    try:
+        session = ort.InferenceSession(model, options, providers=providers)
+    except Exception as exc:  # ORT raises its own exception types for unreadable models
+        raise ModelMismatchError(f"{_source(model)}: not a usable ONNX model ({type(exc).__name__}: {exc})") from exc
+    check_signature(session, _source(model))
+    active = session.get_providers()[0]
+    if device == "cuda" and active != CUDA:
+        raise RuntimeError("device 'cuda' was asked for, but ONNX Runtime cannot use a GPU here")
+    logger.info("ONNX Runtime %s scoring on %s", ort.__version__, active)
+    return session
+
+
+def _source(model: bytes | str) -> str:
+    return model if isinstance(model, str) else "the ONNX model"
+
+
+EXPECTED_INPUTS = {"user": "tensor(int64)", "item": "tensor(int64)"}
+
+
+def check_signature(session: ort.InferenceSession, source: str) -> None:
+    """The graph must take ``user`` and ``item`` int64 vectors and return ``score``, as exported here."""
+    inputs = {i.name: i.type for i in session.get_inputs()}
+    outputs = [o.name for o in session.get_outputs()]
+    if inputs != EXPECTED_INPUTS or "score" not in outputs:
+        raise ModelMismatchError(
+            f"{source}: the graph takes {inputs} and returns {outputs}; expected inputs {EXPECTED_INPUTS} and an "
+            "output 'score' (a graph exported by this project's export pipeline)"
+        )
+
+
+def check_seen(seen: sp.csr_matrix, user_map: pd.DataFrame, item_map: pd.DataFrame, source: str) -> None:
+    """The known-interactions matrix must be users × items of the id maps, or masking would be wrong."""
+    expected = (len(user_map), len(item_map))
+    if seen.shape != expected:
+        raise ModelMismatchError(
+            f"{source}: the seen-items matrix is {seen.shape[0]} × {seen.shape[1]}, but the id maps have "
+            f"{expected[0]} users × {expected[1]} items; use the train_matrix saved with this model"
+        )
+
+
+def _cuda_driver_present() -> bool:
+    """Whether an NVIDIA driver is installed: without one, asking ORT for CUDA only logs a load error."""
+    try:
+        ctypes.CDLL("libcuda.so.1" if sys.platform.startswith("linux") else "nvcuda.dll")
+    except OSError:
+        return False
+    return True
+
+
+def model_metadata(session: ort.InferenceSession) -> dict[str, str]:
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def id_maps_hash(user_map: pd.DataFrame, item_map: pd.DataFrame) -> str:
+    """sha256 over the raw ids in index order (the same as at export)."""
+    digest = hashlib.sha256()
+    for frame in (user_map, item_map):
+        digest.update("\n".join(frame.sort_values("index")["raw_id"].astype(str)).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def check_id_maps(session: ort.InferenceSession, user_map: pd.DataFrame, item_map: pd.DataFrame) -> None:
+    expected = model_metadata(session).get("id_maps_sha256")
+    if expected is None:
+        raise ModelMismatchError("the ONNX model carries no id_maps_sha256: it was not exported by this project")
+    actual = id_maps_hash(user_map, item_map)
+    if actual != expected:
+        raise ModelMismatchError(
+            f"the id maps do not match the model (sha256 {actual[:12]}…, the model expects {expected[:12]}…): "
+            f"use the user_map/item_map saved beside the exported model"
+        )
+
+
+def onnx_pair_scorer(session: ort.InferenceSession, batch_pairs: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """(users (P,), items (P,)) → (P,) scores, ``batch_pairs`` pairs per session.run."""
+
+    def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        out = np.empty(len(users), dtype=np.float32)
+        for start in range(0, len(out), batch_pairs):
+            feed = {"user": users[start:start + batch_pairs].astype(np.int64),
+                    "item": items[start:start + batch_pairs].astype(np.int64)}
+            out[start:start + batch_pairs] = session.run(["score"], feed)[0]
+        return out
+
+    return score
+
+
+def onnx_block_scorer(session: ort.InferenceSession, batch_pairs: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """(users (U,), items (I,)) → (U, I) scores, ``batch_pairs`` pairs per session.run."""
+    return block_of_pairs(onnx_pair_scorer(session, batch_pairs))
