@@ -176,6 +176,8 @@ class ExportParams(_Group):
     opset: int = Field(18, ge=17)
     tolerance: float = Field(1e-4, gt=0)
     validation_pairs: int = Field(4096, ge=1)
+    calibration_pairs: int = Field(25600, ge=1)
+    batch_pairs: int = Field(256, ge=1)
     dataset_name: str
 
 
@@ -183,6 +185,7 @@ class ScoreParams(_Group):
     k: int = Field(ge=1)
     cluster: str | None = Field(None, pattern=_CLUSTER)  # None: this process
     partition_users: int = Field(256, ge=1)
+    precision: Literal["auto", "fp32", "int8"] = "auto"
     users: Literal["all", "list"] = "all"
     unknown_users: Literal["skip", "popular"] = "skip"
     device: Literal["auto", "cpu", "cuda"] = "auto"

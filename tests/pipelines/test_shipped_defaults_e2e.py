@@ -81,12 +81,17 @@ def test_each_recipe_trains_validates_exports_and_scores_at_the_shipped_sizes(pr
     assert negatives.std(axis=1).min() > 1e-3  # no constant score: candidates are told apart
     assert (positive[:, None] > negatives).mean() > 0.6  # held-out items beat most negatives (random: 0.5)
 
-    pretrained.run("evaluation", params=recipe_params(recipe))
-    assert pretrained.load("test_metrics_convncf")["recipe"] == recipe
     pretrained.run("export", params=recipe_params(recipe))
     validation = pretrained.load("onnx_validation")
     assert validation["largest_difference"] <= validation["tolerance"]
+    int8 = validation["variants"]["int8"]
+    same = all(round(int8[m], 3) == round(validation["fp32"][m], 3) for m in ("ndcg@10", "hr@10"))
+    assert int8["accepted"] == same
+    pretrained.run("evaluation", params=recipe_params(recipe))  # ranks with the exported graph
+    assert pretrained.load("test_metrics_convncf")["recipe"] == recipe
     pretrained.run("score")
+    report = pretrained.load("scoring_report")
+    assert report["precision"] == ("int8" if same and int8["speed_vs_fp32"] > 1 else "fp32")
     recommendations = pd.read_parquet(pretrained.root / "data/07_model_output/recommendations")
     assert recommendations.groupby("user_id").size().eq(10).all() and recommendations["user_id"].nunique() == 30
 
@@ -102,6 +107,14 @@ def test_a_model_from_another_split_is_refused_by_evaluation_and_export(pretrain
     finally:
         pretrained.run("ingestion")
         pretrained.run("matrix")
+
+
+def test_evaluation_refuses_a_graph_exported_from_other_weights(pretrained):
+    pretrained.run("convncf", params=recipe_params("mf_identity"))
+    pretrained.run("export", params=FAST)
+    pretrained.run("convncf", params=recipe_params("authors"))  # other weights, not exported
+    with pytest.raises(StaleModelError, match=r"exported from other weights .* re-run export"):
+        pretrained.run("evaluation", params=FAST)
 
 
 def test_convncf_resumes_after_kill_9_to_the_uninterrupted_result(pretrained):

@@ -1,6 +1,10 @@
-"""Export: the best ConvNCF as one ONNX graph, validated against PyTorch on real pairs."""
+"""Export: the best ConvNCF as one ONNX graph, validated against PyTorch on real pairs, and its INT8 variant,
+accepted only where it ranks the validation split like the fp32 graph."""
 
 from __future__ import annotations
+
+import logging
+import time
 
 import numpy as np
 import onnx
@@ -11,10 +15,13 @@ import torch
 import convncf_kedro
 from convncf_kedro.models import load_model, saved_info
 from convncf_kedro.params import ExportParams, parse_params
-from convncf_kedro.ranking.sampled import candidate_matrix
+from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled
 from convncf_kedro.serving.onnx_export import export_onnx, largest_difference, model_digest
-from convncf_kedro.serving.session import create_session, id_maps_hash
+from convncf_kedro.serving.quantize import quantize_int8
+from convncf_kedro.serving.session import create_session, id_maps_hash, onnx_pair_scorer
 from convncf_kedro.training.stage import check_trained_on
+
+logger = logging.getLogger(__name__)
 
 
 def export_convncf(
@@ -38,19 +45,29 @@ def export_convncf(
         "opset": p.opset,
         "id_maps_sha256": id_maps_hash(user_map, item_map),
         "model_sha256": model_digest(convncf_model),
+        "precision": "fp32",
     }
     return export_onnx(model, p.opset, metadata)
 
 
-def validate_onnx(
-    convncf_onnx: onnx.ModelProto, convncf_model: dict, test: pd.DataFrame, test_negatives: pd.DataFrame, params: dict
-) -> dict:
-    """ONNX Runtime's scores must equal PyTorch's on real (user, candidate) pairs, else the run fails."""
+def quantize_convncf(
+    convncf_onnx: onnx.ModelProto, valid: pd.DataFrame, valid_negatives: pd.DataFrame, params: dict
+) -> onnx.ModelProto:
+    """The INT8 variant, calibrated on the first ``export.calibration_pairs`` validation pairs."""
     p = parse_params(ExportParams, params, "export")
-    users, items = candidate_matrix(test, test_negatives)
-    real = items.reshape(-1) >= 0  # rows padded with -1 where given negatives were dropped
-    pair_users = np.repeat(users, items.shape[1])[real][: p.validation_pairs].astype(np.int64)
-    pair_items = items.reshape(-1)[real][: p.validation_pairs].astype(np.int64)
+    users, items = _pairs(valid, valid_negatives, p.calibration_pairs)
+    return quantize_int8(convncf_onnx, users, items, p.batch_pairs)
+
+
+def validate_onnx(
+    convncf_onnx: onnx.ModelProto, convncf_int8_onnx: onnx.ModelProto, convncf_model: dict, valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame, test: pd.DataFrame, test_negatives: pd.DataFrame, params: dict,
+) -> dict:
+    """ONNX Runtime's scores must equal PyTorch's on real (user, candidate) pairs, else the run fails; each
+    low-precision variant is accepted only if it ranks the validation split like the fp32 graph (NDCG@10 and
+    HR@10 equal to 3 decimals), and its speed is measured beside fp32's on the same pairs."""
+    p = parse_params(ExportParams, params, "export")
+    pair_users, pair_items = _pairs(test, test_negatives, p.validation_pairs)
     with torch.no_grad():
         expected = load_model(convncf_model)(torch.from_numpy(pair_users), torch.from_numpy(pair_items)).numpy()
     session = create_session(convncf_onnx.SerializeToString(), device="cpu")
@@ -62,5 +79,35 @@ def validate_onnx(
             f"{p.tolerance:g} at user {pair_users[worst]}, item {pair_items[worst]} (PyTorch {expected[worst]:.6f}, "
             f"ONNX Runtime {actual[worst]:.6f})"
         )
+    users, items = candidate_matrix(valid, valid_negatives)
+    measured = {name: _ranks_validation(graph, users, items, p.batch_pairs)
+                for name, graph in (("fp32", convncf_onnx), ("int8", convncf_int8_onnx))}
+    variants = {}
+    for name in ("int8",):
+        same = all(round(measured[name][m], 3) == round(measured["fp32"][m], 3) for m in ("ndcg@10", "hr@10"))
+        if not same:
+            logger.warning("the %s graph ranks validation unlike fp32 (NDCG@10 %.4f vs %.4f, HR@10 %.4f vs %.4f): "
+                           "not used", name, measured[name]["ndcg@10"], measured["fp32"]["ndcg@10"],
+                           measured[name]["hr@10"], measured["fp32"]["hr@10"])
+        variants[name] = {**measured[name], "accepted": same,
+                          "speed_vs_fp32": measured[name]["pairs_per_second"] / measured["fp32"]["pairs_per_second"]}
     return {"pairs": len(pair_users), "largest_difference": difference, "tolerance": p.tolerance,
-            "opset": p.opset, "onnx_bytes": convncf_onnx.ByteSize()}
+            "opset": p.opset, "onnx_bytes": convncf_onnx.ByteSize(), "fp32": measured["fp32"], "variants": variants}
+
+
+def _pairs(held_out: pd.DataFrame, negatives: pd.DataFrame, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``limit`` real (user, candidate) pairs of a split (rows padded with -1 skipped)."""
+    users, items = candidate_matrix(held_out, negatives)
+    real = items.reshape(-1) >= 0
+    return (np.repeat(users, items.shape[1])[real][:limit].astype(np.int64),
+            items.reshape(-1)[real][:limit].astype(np.int64))
+
+
+def _ranks_validation(graph: onnx.ModelProto, users: np.ndarray, items: np.ndarray, batch_pairs: int) -> dict:
+    """Validation NDCG@10 and HR@10 of a graph (single-threaded ONNX Runtime), and its pairs per second."""
+    score = onnx_pair_scorer(create_session(graph.SerializeToString(), "cpu", 1), batch_pairs)
+    started = time.perf_counter()
+    metrics = evaluate_sampled(score, users, items, [10], label=f"{graph.graph.name or 'graph'} on validation")
+    seconds = time.perf_counter() - started
+    return {"ndcg@10": metrics["ndcg@10"], "hr@10": metrics["hr@10"],
+            "pairs_per_second": round(int((items >= 0).sum()) / seconds)}

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import export_convncf, validate_onnx
+from .nodes import export_convncf, quantize_convncf, validate_onnx
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -15,8 +15,15 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="export_convncf_onnx",
             ),
             Node(
+                quantize_convncf,
+                inputs=["convncf_onnx", "valid", "valid_negatives", "params:export"],
+                outputs="convncf_int8_onnx",
+                name="quantize_convncf_int8",
+            ),
+            Node(
                 validate_onnx,
-                inputs=["convncf_onnx", "convncf_model", "test", "test_negatives", "params:export"],
+                inputs=["convncf_onnx", "convncf_int8_onnx", "convncf_model", "valid", "valid_negatives", "test",
+                        "test_negatives", "params:export"],
                 outputs="onnx_validation",
                 name="validate_onnx_against_pytorch",
             ),

@@ -15,6 +15,8 @@ from convncf_kedro.serving.onnx_scoring import recommend
 
 def score_users(
     convncf_onnx: onnx.ModelProto,
+    convncf_int8_onnx: onnx.ModelProto,
+    onnx_validation: dict,
     user_map: pd.DataFrame,
     item_map: pd.DataFrame,
     train_matrix: sp.csr_matrix,
@@ -31,8 +33,25 @@ def score_users(
     n_users, n_items = train_matrix.shape
     seen = (train_matrix + positives_matrix([valid, test], n_users, n_items)).tocsr()
     seen.data[:] = 1
+    graph, precision = choose_graph(convncf_onnx, convncf_int8_onnx, onnx_validation, p.precision)
     settings = RankSettings(p.k, p.batch_pairs, p.chunk_users, p.chunk_items, p.device, p.threads, p.log_every_seconds)
-    return recommend(
-        convncf_onnx.SerializeToString(), user_map, item_map, seen, settings,
+    partitions, report = recommend(
+        graph.SerializeToString(), user_map, item_map, seen, settings,
         users_to_score if p.users == "list" else None, p.unknown_users, p.cluster, p.partition_users,
     )
+    return partitions, {**report, "precision": precision}
+
+
+def choose_graph(
+    fp32: onnx.ModelProto, int8: onnx.ModelProto, onnx_validation: dict, precision: str
+) -> tuple[onnx.ModelProto, str]:
+    """The graph ``score.precision`` asks for: INT8 only where export accepted it (and, for ``auto``, where it
+    also ran faster than fp32 there)."""
+    int8_check = onnx_validation.get("variants", {}).get("int8")
+    if precision == "fp32" or (precision == "auto" and not (int8_check and int8_check["accepted"]
+                                                            and int8_check["speed_vs_fp32"] > 1)):
+        return fp32, "fp32"
+    if not (int8_check and int8_check["accepted"]):
+        raise ParameterError("score.precision", "is 'int8', but export did not accept the INT8 graph (it ranks "
+                             "validation unlike fp32: see onnx_validation.json); use fp32 or auto")
+    return int8, "int8"

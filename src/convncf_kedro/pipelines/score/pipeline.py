@@ -11,7 +11,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 score_users,
                 inputs=[
-                    "convncf_onnx", "user_map", "item_map", "train_matrix", "valid", "test", "users_to_score",
+                    "convncf_onnx", "convncf_int8_onnx", "onnx_validation", "user_map", "item_map", "train_matrix", "valid", "test", "users_to_score",
                     "params:score",
                 ],
                 outputs=["recommendations", "scoring_report"],
