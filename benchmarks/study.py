@@ -1,6 +1,7 @@
 """The model study on the shared datasets: `kedro run --pipeline study` per dataset, published as results.
 
-Run: python benchmarks/study.py [dataset ...] [--params "study.seeds=[2018,2019]"]   (default: ml-100k)
+Run: python benchmarks/study.py [dataset ...] [--params "{study: {seeds: [2018, 2019]}}"] [--label -x]
+(default: ml-100k)
 Each dataset gets its own work project (benchmarks/.work/study-<dataset>, kept between runs). A member
 (variant, seed) whose checkpoint finished with the same parameters and data is not trained again, so an
 interrupted study continues where it stopped and can be extended with seeds. Writes
@@ -27,21 +28,28 @@ from kedro_project import KedroProject  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = Path(__file__).resolve().parent / ".work"
+NAMES = {  # export.dataset_name, which titles the report
+    "ml-100k": "MovieLens 100K (ml-100k, leave-one-out by time)",
+    "ml-100k-recbole": "MovieLens 100K (RecBole atomic files)",
+    "ml-100k-ncf": "MovieLens 100K, the NCF authors' split (ml-100k-ncf, their 99 negatives)",
+    "lastfm-hetrec": "Last.fm HetRec 2011 (lastfm-hetrec, random leave-one-out)",
+    "gowalla": "Gowalla (LightGCN split)",
+}
 
 
-def run(dataset: str, params: dict) -> dict:
-    project = KedroProject(WORK / f"study-{dataset}")
+def run(dataset: str, params: dict, label: str = "") -> dict:
+    project = KedroProject(WORK / f"study-{dataset}{label}")
     project.use_dataset(dataset)
     started = time.perf_counter()
-    project.run("study", params=params)
+    project.run("study", params={"export": {"dataset_name": NAMES[dataset]}, **params})
     seconds = time.perf_counter() - started
     summary = json.loads((project.root / "data/08_reporting/study_summary.json").read_text())
     out = {"script": "benchmarks/study.py", "dataset_key": dataset, "params": params,
            "seconds_this_run": round(seconds, 1), "machine": machine(),
            "date": datetime.now(UTC).strftime("%Y-%m-%d"), **summary}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"study_{dataset}.json").write_text(json.dumps(out, indent=1) + "\n")
-    shutil.copy(project.root / "data/08_reporting/study_forest.png", RESULTS / f"study_{dataset}.png")
+    (RESULTS / f"study_{dataset}{label}.json").write_text(json.dumps(out, indent=1) + "\n")
+    shutil.copy(project.root / "data/08_reporting/study_forest.png", RESULTS / f"study_{dataset}{label}.png")
     return out
 
 
@@ -49,9 +57,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", default=["ml-100k"])
     parser.add_argument("--params", default="{}", help="YAML/JSON mapping of parameter overrides")
+    parser.add_argument("--label", default="", help="suffix of the work folder and results files (e.g. -gpu-smoke)")
     args = parser.parse_args()
     for dataset in args.datasets:
-        out = run(dataset, yaml.safe_load(args.params))
+        out = run(dataset, yaml.safe_load(args.params), args.label)
         print(f"{dataset}: {len(out['members'])} members, this run {out['seconds_this_run']:.0f} s")  # noqa: T201
 
 

@@ -84,9 +84,51 @@ def train_default() -> str:
                                   "verdict"], rows)
 
 
+def study() -> str:
+    """One table per dataset studied: each variant's test mean and its paired differences from MF and MF-longer."""
+    out = []
+    for path in sorted(RESULTS.glob("study_*.json")):
+        if "smoke" in path.name:  # GPU smoke runs check the pipeline, they are not results
+            continue
+        r = json.loads(path.read_text())
+        seconds = f"{r['seconds_this_run']:,.0f} s this run" if r.get("seconds_this_run") else ""
+        out.append(f"**{r['dataset']}** — {len(r['seeds'])} seeds ({', '.join(map(str, r['seeds']))}), "
+                   f"{r['extra_epochs']} extra epochs per variant, {len(r['members'])} members; {r['machine']}, "
+                   f"{r['date']}; {seconds} (`{path.relative_to(RESULTS.parent.parent)}`).")
+
+        def interval(row: dict, key: str) -> str:
+            if row.get(key) is None or row.get(key) != row.get(key):  # None or NaN: no comparison
+                return ""
+            return f"{row[key]:+.4f} [{row[key + '_low']:+.4f}, {row[key + '_high']:+.4f}] {row[key + '_verdict']}"
+
+        rows = [[f"{row['metric']} ({row['protocol']})", row["variant"],
+                 f"{row['mean']:.4f} [{row['ci_low']:.4f}, {row['ci_high']:.4f}]", f"{row['seed_sd']:.4f}",
+                 interval(row, "vs_mf"), interval(row, "vs_mf_longer")] for row in r["table"]]
+        out.append(table(["test metric", "variant", "mean [95 % interval]", "sd over seeds",
+                          "− MF [95 % interval] verdict", "− MF-longer [95 % interval] verdict"], rows))
+    return "\n\n".join(out)
+
+
+def engine() -> str:
+    r = load("engine")
+    head = (f"{r['machine']}, {r['date']}; fp32 GEMM {r['gemm_gflops_fp32']['1_thread']} GFLOP/s on 1 thread, "
+            f"{r['gemm_gflops_fp32']['all_threads']} on all; {r['statistic']}.")
+    pairs = [[row["precision"], row["threads"], f"{row['pairs_per_second']:,}",
+              row["fraction_of_fp32_gemm_limit_1_thread"]] for row in r["pair_scoring"]]
+    ranking = [[row["where"], row["partitions"], row["seconds"], f"{row['pairs_per_second']:,}"]
+               for row in r["full_ranking_ml100k"]]
+    tail = (f"`local:2` over `local:1`: {r['local_2_speedup_over_local_1']}× (scaling efficiency "
+            f"{r['scaling_efficiency_local_2']}); one single-threaded worker ranks {r['per_worker_pairs_per_second']:,} "
+            "pairs/s, so Gowalla's full ranking (1.22 billion pairs) would take " +
+            ", ".join(f"{m:,} min on {n} workers" for n, m in r["gowalla_projected_minutes_by_workers"].items()) + ".")
+    return "\n\n".join([head, table(["graph", "threads", "pairs/s", "fraction of the 1-thread fp32 GEMM limit"], pairs),
+                         table(["ml-100k full ranking (1.59 M pairs)", "partitions", "seconds", "pairs/s"], ranking),
+                         tail])
+
+
 if __name__ == "__main__":
     for title, make in (("training", training), ("scoring", scoring), ("recipes", recipes),
-                        ("train (default)", train_default)):
+                        ("train (default)", train_default), ("study", study), ("engine", engine)):
         try:
             print(f"## {title}\n\n{make()}\n")  # noqa: T201
         except (TypeError, KeyError) as exc:  # a results file not yet written by the current script

@@ -32,6 +32,12 @@ DATASET_CONFIGS: dict[str, tuple[dict, dict]] = {
         {"format": "ncf"},
     ),
     "gowalla": ({"path": "gowalla", "files": {"train": "train.txt", "test": "test.txt"}}, {"format": "lightgcn"}),
+    "lastfm-hetrec": (  # play counts, no timestamps: every (user, artist) pair is a positive, held out at random
+        {"path": "lastfm-hetrec", "files": {"log": "user_artists.dat"}},
+        {"format": "delimited", "delimited": {"sep": "\t", "header": True, "names": None, "user_column": "userID",
+                                              "item_column": "artistID", "rating_column": None,
+                                              "timestamp_column": None}},
+    ),
 }
 
 

@@ -90,7 +90,8 @@ def validate_onnx(
                            "not used", name, measured[name]["ndcg@10"], measured["fp32"]["ndcg@10"],
                            measured[name]["hr@10"], measured["fp32"]["hr@10"])
         variants[name] = {**measured[name], "accepted": same,
-                          "speed_vs_fp32": measured[name]["pairs_per_second"] / measured["fp32"]["pairs_per_second"]}
+                          "speed_vs_fp32": round(measured[name]["pairs_per_second_1_thread"]
+                                                / measured["fp32"]["pairs_per_second_1_thread"], 3)}
     return {"pairs": len(pair_users), "largest_difference": difference, "tolerance": p.tolerance,
             "opset": p.opset, "onnx_bytes": convncf_onnx.ByteSize(), "fp32": measured["fp32"], "variants": variants}
 
@@ -104,10 +105,20 @@ def _pairs(held_out: pd.DataFrame, negatives: pd.DataFrame, limit: int) -> tuple
 
 
 def _ranks_validation(graph: onnx.ModelProto, users: np.ndarray, items: np.ndarray, batch_pairs: int) -> dict:
-    """Validation NDCG@10 and HR@10 of a graph (single-threaded ONNX Runtime), and its pairs per second."""
-    score = onnx_pair_scorer(create_session(graph.SerializeToString(), "cpu", 1), batch_pairs)
+    """Validation NDCG@10 and HR@10 of a graph, and its single-threaded pairs per second on the first 25,600
+    validation pairs (the same pairs for every graph)."""
+    serialized = graph.SerializeToString()
+    metrics = evaluate_sampled(onnx_pair_scorer(create_session(serialized, "cpu"), batch_pairs), users, items, [10],
+                               label=f"the {_precision(graph)} graph on validation")
+    real = items >= 0
+    pair_users, pair_items = np.repeat(users, items.shape[1])[real.ravel()][:25_600], items[real][:25_600]
+    one_thread = onnx_pair_scorer(create_session(serialized, "cpu", 1), batch_pairs)
+    one_thread(pair_users[:batch_pairs], pair_items[:batch_pairs])  # warm-up
     started = time.perf_counter()
-    metrics = evaluate_sampled(score, users, items, [10], label=f"{graph.graph.name or 'graph'} on validation")
-    seconds = time.perf_counter() - started
+    one_thread(pair_users, pair_items)
     return {"ndcg@10": metrics["ndcg@10"], "hr@10": metrics["hr@10"],
-            "pairs_per_second": round(int((items >= 0).sum()) / seconds)}
+            "pairs_per_second_1_thread": round(len(pair_users) / (time.perf_counter() - started))}
+
+
+def _precision(graph: onnx.ModelProto) -> str:
+    return {p.key: p.value for p in graph.metadata_props}.get("precision", "fp32")
