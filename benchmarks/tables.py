@@ -120,7 +120,7 @@ def engine() -> str:
     tail = (f"`local:2` over `local:1`: {r['local_2_speedup_over_local_1']}× (scaling efficiency "
             f"{r['scaling_efficiency_local_2']}); one single-threaded worker ranks {r['per_worker_pairs_per_second']:,} "
             "pairs/s, so Gowalla's full ranking (1.22 billion pairs) would take " +
-            ", ".join(f"{m:,} min on {n} workers" for n, m in r["gowalla_projected_minutes_by_workers"].items()) + ".")
+            ", ".join(f"{m:,} min on {n} worker{'' if n == '1' else 's'}" for n, m in r["gowalla_projected_minutes_by_workers"].items()) + ".")
     return "\n\n".join([head, table(["graph", "threads", "pairs/s", "fraction of the 1-thread fp32 GEMM limit"], pairs),
                          table(["ml-100k full ranking (1.59 M pairs)", "partitions", "seconds", "pairs/s"], ranking),
                          tail])

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from test_shipped_defaults_e2e import slice_project
 
-from convncf_kedro.pipelines.study.nodes import compare_variants
+from convncf_kedro.pipelines.study.nodes import compare_variants, plot_study
 from convncf_kedro.ranking.metrics import mean_interval
 from convncf_kedro.training import loop
 
@@ -51,6 +51,23 @@ def test_a_known_difference_gets_an_interval_around_it_with_seeds_averaged_per_u
     control = table.set_index("variant").loc["mf_longer"]
     assert control["vs_mf"] == 0 and control["vs_mf_verdict"] == "no significant difference"
     assert len(member_rows) == 6 and {row["variant"] for row in member_rows} == {"mf", "mf_longer", "authors"}
+
+
+def test_the_forest_plot_puts_each_comparison_on_its_own_variant_row():
+    users = np.arange(300)
+    members, results = [], []
+    for variant in ("mf", "mf_longer", "authors", "residual"):
+        members.append((1, variant))
+        results.extend(member_results(users, np.random.default_rng(len(members)).uniform(0, 1, users.size)))
+    study = {**STUDY_PARAMS, "seeds": [1], "recipes": ["authors", "residual"]}
+    table, _ = compare_variants(members, study, EVALUATION, *results)
+    (ax,) = plot_study(table).axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["mf_longer", "authors", "residual"]
+    rows = {container.get_label(): [] for container in ax.containers}
+    for container in ax.containers:
+        rows[container.get_label()] += list(container.lines[0].get_ydata())
+    # vs MF: mf_longer, authors, residual on rows 0-2; vs MF-longer: authors and residual on rows 1-2
+    assert sorted(y for ys in rows.values() for y in ys) == pytest.approx([-0.15, 0.85, 1.15, 1.85, 2.15])
 
 
 def test_a_noisy_difference_of_zero_is_no_significant_difference():

@@ -177,7 +177,7 @@ def plot_study(table: pd.DataFrame) -> plt.Figure:
     panels = list(table.groupby(["protocol", "metric"], sort=False))
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.5), squeeze=False)
     for ax, ((protocol, metric), rows) in zip(axes[0], panels, strict=True):
-        labels = []
+        labels = [variant for variant in rows["variant"] if variant != MF]  # one row per variant compared
         for baseline, offset, marker in ((MF, -0.15, "o"), (MF_LONGER, 0.15, "s")):
             compared = rows[rows[f"vs_{baseline}"].notna()] if f"vs_{baseline}" in rows else rows.iloc[:0]
             for i, row in enumerate(compared.itertuples(index=False)):
@@ -185,9 +185,8 @@ def plot_study(table: pd.DataFrame) -> plt.Figure:
                 low, high = getattr(row, f"vs_{baseline}_low"), getattr(row, f"vs_{baseline}_high")
                 verdict = getattr(row, f"vs_{baseline}_verdict")
                 colour = "tab:green" if verdict == "gain" else "tab:red" if verdict == "loss" else "tab:grey"
-                ax.errorbar(difference, i + offset, xerr=[[difference - low], [high - difference]], fmt=marker,
-                            color=colour, capsize=3, label=f"vs {baseline}" if i == 0 else None)
-            labels = list(compared["variant"]) if len(compared) > len(labels) else labels
+                ax.errorbar(difference, labels.index(row.variant) + offset, xerr=[[difference - low], [high - difference]],
+                            fmt=marker, color=colour, capsize=3, label=f"vs {baseline}" if i == 0 else None)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_yticks(range(len(labels)), labels)
         ax.invert_yaxis()
