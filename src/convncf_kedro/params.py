@@ -82,6 +82,7 @@ class TrainingParams(_Group):
 
     epochs: int = Field(ge=1)
     patience: int = Field(ge=1)
+    select_start: bool  # the untrained start (epoch 0) may be the selected epoch
     selection_metric: str = Field("ndcg@10", pattern=r"^(hr|ndcg|mrr)@[1-9][0-9]*$")
     eval_batch_pairs: int = Field(65536, ge=1)
     precision: Literal["fp32", "bf16"] = "fp32"

@@ -12,7 +12,7 @@ from convncf_kedro.ranking.metrics import NonFiniteScoresError
 from convncf_kedro.ranking.sampled import candidate_matrix
 from convncf_kedro.training.loop import TrainingDivergedError, fit, phase_of_epoch
 
-TRAINING = TrainingParams(epochs=4, patience=10, eval_batch_pairs=4096, seed=3)
+TRAINING = TrainingParams(epochs=4, patience=10, select_start=True, eval_batch_pairs=4096, seed=3)
 BATCH = 256
 PHASES = [PhaseParams(lr_embedding=0.05)]
 
@@ -46,7 +46,7 @@ def test_one_checkpoint_per_epoch_with_history_and_best(small_data):
     assert [c["epoch"] for c in checkpoints] == [1, 2, 3, 4]
     final = checkpoints[-1]
     assert [row["epoch"] for row in final["history"]] == [0, 1, 2, 3, 4]
-    best_row = max(final["history"][1:], key=lambda row: row["ndcg@10"])
+    best_row = max(final["history"], key=lambda row: row["ndcg@10"])
     assert final["best"]["epoch"] == best_row["epoch"]
     assert final["history"][-1]["ndcg@10"] > final["history"][0]["ndcg@10"]  # it learns
     assert final["finished"]
@@ -58,6 +58,25 @@ def test_same_seed_same_result(small_data):
     assert [r["loss"] for r in first["history"][1:]] == [r["loss"] for r in second["history"][1:]]
     for name, tensor in first["model"]["state_dict"].items():
         assert torch.equal(tensor, second["model"]["state_dict"][name]), name
+
+
+@pytest.mark.parametrize("select_start", [True, False])
+def test_a_start_no_epoch_improves_on_is_kept_only_when_the_start_may_be_selected(small_data, select_start):
+    matrix, users, items = small_data
+    trained = run(small_data)[-1]["best"]["model"]  # a good start, as MF is for ConvNCF
+    model = mf()
+    model.load_saved(trained)
+    harmful = [PhaseParams(lr_embedding=5.0)]  # every step overshoots: no epoch beats the start
+    training = TRAINING.model_copy(update={"select_start": select_start, "epochs": 2})
+    final = list(fit(model, matrix, users, items, BATCH, harmful, training, torch.device("cpu"), "mf"))[-1]
+    start, later = final["history"][0]["ndcg@10"], [row["ndcg@10"] for row in final["history"][1:]]
+    assert max(later) < start
+    if select_start:
+        assert final["best"]["epoch"] == 0 and final["best"]["metric"] == start
+        for name, tensor in trained["state_dict"].items():
+            assert torch.equal(tensor, final["best"]["model"]["state_dict"][name]), name
+    else:
+        assert final["best"]["epoch"] >= 1 and final["best"]["metric"] == max(later) < start
 
 
 TWO_PHASES = [PhaseParams(epochs=2, lr_embedding=0.01, regularised=False, adagrad_initial_accumulator=0.1),

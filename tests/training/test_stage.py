@@ -9,7 +9,7 @@ from convncf_kedro.models import MF, MFConfig
 from convncf_kedro.params import PhaseParams, TrainingParams
 from convncf_kedro.training.stage import fingerprint, train_stage
 
-TRAINING = TrainingParams(epochs=2, patience=5, threads=1)
+TRAINING = TrainingParams(epochs=2, patience=5, select_start=True, threads=1)
 SCHEDULE = (64, [PhaseParams(lr_embedding=0.05)])
 
 

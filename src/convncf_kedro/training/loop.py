@@ -100,7 +100,9 @@ def fit(
 
     ``valid_users`` (R,) and ``valid_items`` (R, 1 + N) hold each validation item and its negatives;
     the best epoch by ``training.selection_metric`` is kept, and training stops after ``patience``
-    epochs without improvement. Epoch 0 (before any step) is evaluated and logged, never selected.
+    epochs without improvement. Epoch 0 (before any step) is evaluated and logged; with
+    ``training.select_start`` it competes too, so a model that starts as MF (the ``mf_identity`` and
+    ``residual`` recipes, MF trained longer) is never selected below its start on validation.
     Validation scores in fp32 whatever ``training.precision`` trains in, so the selection never
     depends on the precision.
     """
@@ -127,11 +129,13 @@ def fit(
     else:
         optimisers = optimisers_for(model, phases[phase_index])
         metrics = validate(0)
+        start = {"metric": metrics[metric], "model": _selected(model, 0, metrics, training)}
         state = {
             "epoch": 0,
             "history": [{"epoch": 0, "phase": phase_index, "loss": math.nan, "seconds": 0.0,
                          "triples_per_second": math.nan, **metrics}],
-            "best": {"epoch": 0, "metric": -math.inf, "model": None, "valid_metrics": metrics},
+            "best": {"epoch": 0, "valid_metrics": metrics,
+                     **(start if training.select_start else {"metric": -math.inf, "model": None})},
             "bad_epochs": 0,
             "finished": False,
         }
@@ -196,11 +200,8 @@ def fit(
             "triples_per_second": n_triples / train_seconds, **metrics,
         })
         if metrics[metric] > state["best"]["metric"]:
-            state["best"] = {
-                "epoch": epoch, "metric": metrics[metric], "valid_metrics": metrics,
-                "model": model.saved(epoch=epoch, valid_metrics=metrics, selection_metric=metric,
-                                     trained_in=training.precision, validated_in="fp32"),
-            }
+            state["best"] = {"epoch": epoch, "metric": metrics[metric], "valid_metrics": metrics,
+                             "model": _selected(model, epoch, metrics, training)}
             state["bad_epochs"] = 0
         else:
             state["bad_epochs"] += 1
@@ -217,6 +218,12 @@ def fit(
             if state["bad_epochs"] >= training.patience:
                 logger.info("%s: no improvement for %d epochs, stopped early", name, training.patience)
             return
+
+
+def _selected(model: BPRRecommender, epoch: int, metrics: dict[str, float], training: TrainingParams) -> dict:
+    """The saved form of the model as a candidate best epoch, with what chose it."""
+    return model.saved(epoch=epoch, valid_metrics=metrics, selection_metric=training.selection_metric,
+                       trained_in=training.precision, validated_in="fp32")
 
 
 def _metric_text(metrics: dict[str, float], metric: str) -> str:

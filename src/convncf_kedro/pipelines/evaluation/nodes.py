@@ -230,7 +230,9 @@ def write_report(
         f"ConvNCF recipe: `{convncf_metrics.get('recipe')}`. Best epochs on validation (sampled negatives): "
         f"MF {mf_metric} {valid_mf:.4f} at epoch {mf_metrics['best_epoch']} ({mf_metrics['valid_precision']}), "
         f"ConvNCF {metric} {valid_convncf:.4f} at epoch {convncf_metrics['best_epoch']} "
-        f"({convncf_metrics['valid_precision']}) — {verdict}.",
+        f"({convncf_metrics['valid_precision']}) — {verdict}."
+        + (" Epoch 0 is ConvNCF's start: no training epoch improved on it on validation, so it was kept "
+           "(for a recipe that starts as MF, that start ranks as MF does)." if convncf_metrics["best_epoch"] == 0 else ""),
         "",
         "## Test split",
         "",

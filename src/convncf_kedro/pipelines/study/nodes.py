@@ -165,11 +165,25 @@ def write_study_report(
                 continue
             verdicts.append(f"{row.variant} vs MF on {metric} ({protocol}): {row.vs_mf_verdict}"
                             f" ({row.vs_mf:+.4f}, {row.vs_mf_low:+.4f} to {row.vs_mf_high:+.4f})")
+    kept_start = kept_starts(members)
+    verdicts += [f"{variant} kept its start (best epoch 0: no epoch improved validation) for {count} of "
+                 f"{len(s.seeds)} seeds" for variant, count in kept_start.items()]
     lines += ["## Verdicts", "", *[f"- {line}" for line in verdicts], "", "## Members", "",
               markdown_table(pd.DataFrame(members)), ""]
     summary = {"dataset": dataset_name, "seeds": s.seeds, "extra_epochs": s.extra_epochs,
-               "statistics": dataset_statistics, "table": table.to_dict(orient="records"), "members": members}
+               "statistics": dataset_statistics, "table": table.to_dict(orient="records"), "members": members,
+               "kept_start": kept_start}
     return "\n".join(lines), summary
+
+
+def kept_starts(members: list[dict]) -> dict[str, int]:
+    """Per variant trained beyond MF, how many seeds selected its start (epoch 0): for ``mf_identity``,
+    ``residual`` and ``mf_longer`` that start is MF itself, so the variant ranks exactly as MF there."""
+    counts: dict[str, int] = {}
+    for member in members:
+        if member["variant"] != MF and member["best_epoch"] == 0:
+            counts[member["variant"]] = counts.get(member["variant"], 0) + 1
+    return counts
 
 
 def plot_study(table: pd.DataFrame) -> plt.Figure:
