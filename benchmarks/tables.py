@@ -119,6 +119,12 @@ def study() -> str:
                  interval(row, "vs_mf"), interval(row, "vs_mf_longer")] for row in r["table"]]
         out.append(table(["test metric", "variant", "mean [95 % interval]", "sd over seeds",
                           "− MF [95 % interval] verdict", "− MF-longer [95 % interval] verdict"], rows))
+        epochs = {}
+        for member in r["members"]:
+            if member["variant"] != "mf":
+                epochs.setdefault(member["variant"], []).append(str(member["best_epoch"]))
+        out.append("Best validation epoch per seed (0: no epoch improved on the start, which was kept): " +
+                   "; ".join(f"{variant} {', '.join(best)}" for variant, best in epochs.items()) + ".")
     return "\n\n".join(out)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from convncf_kedro.pipelines.evaluation.nodes import metrics_table
+from convncf_kedro.pipelines.evaluation.nodes import metrics_table, write_report
 
 PARAMS = {"ks": [10], "protocols": ["sampled"], "chunk_users": 1, "chunk_items": 1, "batch_pairs": 1}
 
@@ -29,3 +29,15 @@ def test_models_evaluated_on_different_users_are_not_compared():
     with pytest.raises(ValueError, match="evaluated on different users"):
         metrics_table({"sampled": {"ndcg@10": 0.5}}, {"sampled": {"ndcg@10": 0.5}},
                       per_user([1, 2], [0.5, 0.5]), per_user([2, 1], [0.5, 0.5]), PARAMS)
+
+
+@pytest.mark.parametrize("convncf_epoch", [0, 3])
+def test_the_report_says_when_convncf_kept_its_start(convncf_epoch):
+    table = metrics_table({"sampled": {"ndcg@10": 0.5}}, {"sampled": {"ndcg@10": 0.5}},
+                          per_user([1, 2], [0.5, 0.5]), per_user([1, 2], [0.5, 0.5]), PARAMS).assign(k=10)
+    mf = {"selection_metric": "ndcg@10", "valid": {"ndcg@10": 0.41}, "best_epoch": 122, "valid_precision": "fp32",
+          "precision": "fp32"}
+    convncf = {**mf, "best_epoch": convncf_epoch, "recipe": "mf_identity"}
+    statistics = {"users": 2, "items": 3, "interactions": {"train": 4}, "density": 0.5}
+    report = write_report(table, mf, convncf, statistics)
+    assert ("no training epoch improved on it on validation" in report) == (convncf_epoch == 0)

@@ -122,6 +122,12 @@ def test_the_study_writes_a_report_with_intervals_for_every_variant_and_seed(stu
     assert "Does ConvNCF beat MF" in report and "## Verdicts" in report
     summary = json.loads((reporting / "study_summary.json").read_text())
     assert summary["seeds"] == [7, 8] and len(summary["members"]) == 10
+    kept = [m for m in summary["members"] if m["variant"] != "mf" and m["best_epoch"] == 0]
+    assert summary["kept_start"] == {v: sum(m["variant"] == v for m in kept) for v in {m["variant"] for m in kept}}
+    mf = {m["seed"]: m for m in summary["members"] if m["variant"] == "mf"}
+    for member in kept:  # a start no epoch improved on is kept; for these variants it is MF's own ranking
+        if member["variant"] in ("mf_longer", "residual"):
+            assert member["sampled.ndcg@10"] == pytest.approx(mf[member["seed"]]["sampled.ndcg@10"], abs=1e-9)
 
     # pairing: every member ranked the same users' same candidates, and each seed has its own MF
     per_user = [pd.read_parquet(path) for path in sorted((reporting / "study").glob("seed_*/per_user_metrics_*.parquet"))]
