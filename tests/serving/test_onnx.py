@@ -86,6 +86,12 @@ def test_cpu_provider_is_what_ran_on_a_machine_without_gpu(exported):
             create_session(exported.SerializeToString(), "cuda")
 
 
+def test_sessions_treat_denormal_floats_as_zero(exported):
+    """Strongly regularised towers hold denormal weights; computed as such, they are several times slower."""
+    session = create_session(exported.SerializeToString(), "cpu")
+    assert session.get_session_options().get_session_config_entry("session.set_denormal_as_zero") == "1"
+
+
 def test_recommendations_are_the_pytorch_top_k_of_unseen_items_with_raw_ids(model, exported, maps, seen):
     parts, report = recommend(exported.SerializeToString(), *maps, seen,
                               RankSettings(5, batch_pairs=37, chunk_users=4, chunk_items=23), partition_users=7)

@@ -43,6 +43,7 @@ def create_session(
     options.log_severity_level = 3  # a missing GPU is reported below, not as an ORT error
     if intra_op_threads:
         options.intra_op_num_threads = intra_op_threads
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")  # denormal weights: no slow path
     try:
         session = ort.InferenceSession(model, options, providers=providers)
     except Exception as exc:  # ORT raises its own exception types for unreadable models
