@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import yaml
 
@@ -80,17 +81,24 @@ class KedroProject:
         from kedro.framework.startup import bootstrap_project
 
         bootstrap_project(PROJECT_ROOT)
-        # from the project folder, as `kedro run` is: MLflow's SQLite store and artifacts land there
-        with contextlib.chdir(self.root), KedroSession.create(
+        # from the project folder, as `kedro run` is: MLflow's SQLite store and artifacts land there. MLflow
+        # keeps one store per URI string for the whole process, so the relative default would stay bound to
+        # the first project a test ran: each run names its own store absolutely (the documented override).
+        own_store = patch.dict(os.environ, {"MLFLOW_TRACKING_URI": self.tracking_uri})
+        with contextlib.chdir(self.root), own_store, KedroSession.create(
             project_path=self.root, conf_source=str(self.root / "conf"), runtime_params=params or {}
         ) as session:
             return session.run(pipeline_names=[pipeline])
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.root / 'mlflow.db'}"
 
     def mlflow_client(self):
         """A client of the MLflow store that runs of this project record into (its own SQLite file)."""
         import mlflow
 
-        return mlflow.MlflowClient(tracking_uri=f"sqlite:///{self.root / 'mlflow.db'}")
+        return mlflow.MlflowClient(tracking_uri=self.tracking_uri)
 
     def mlflow_runs(self) -> list:
         """The MLflow runs recorded in this project's local store, newest first."""
