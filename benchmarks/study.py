@@ -1,7 +1,7 @@
 """The model study on the shared datasets: `kedro run --pipeline study` per dataset, published as results.
 
-Run: python benchmarks/study.py [dataset ...] [--params "{study: {seeds: [2018, 2019]}}"] [--label -x]
-(default: ml-100k)
+Run: python benchmarks/study.py [dataset ...] [--params "{study: {seeds: [2018, 2019]}}"] [--label -x] [--replot]
+(default: ml-100k; --replot redraws the plots from the results files)
 Each dataset gets its own work project (benchmarks/.work/study-<dataset>, kept between runs). A member
 (variant, seed) whose checkpoint finished with the same parameters and data is not trained again, so an
 interrupted study continues where it stopped and can be extended with seeds. Writes
@@ -53,13 +53,27 @@ def run(dataset: str, params: dict, label: str = "") -> dict:
     return out
 
 
+def replot(dataset: str, label: str = "") -> None:
+    """Draw study_<dataset>.png again from its results file (the plot node on the saved table), not rerunning."""
+    import pandas as pd
+
+    from convncf_kedro.pipelines.study.nodes import plot_study
+
+    result = json.loads((RESULTS / f"study_{dataset}{label}.json").read_text())
+    plot_study(pd.DataFrame(result["table"])).savefig(RESULTS / f"study_{dataset}{label}.png", dpi=110)  # as the catalog saves it
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", default=["ml-100k"])
     parser.add_argument("--params", default="{}", help="YAML/JSON mapping of parameter overrides")
     parser.add_argument("--label", default="", help="suffix of the work folder and results files (e.g. -gpu-smoke)")
+    parser.add_argument("--replot", action="store_true", help="only redraw the plots from the results files")
     args = parser.parse_args()
     for dataset in args.datasets:
+        if args.replot:
+            replot(dataset, args.label)
+            continue
         out = run(dataset, yaml.safe_load(args.params), args.label)
         print(f"{dataset}: {len(out['members'])} members, this run {out['seconds_this_run']:.0f} s")  # noqa: T201
 

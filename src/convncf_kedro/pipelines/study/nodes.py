@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from convncf_kedro.models import load_model  # noqa: E402
 from convncf_kedro.params import EvaluationParams, PretrainParams, StudyParams, parse_params  # noqa: E402
@@ -194,18 +195,19 @@ def plot_study(table: pd.DataFrame) -> plt.Figure:
         labels = [variant for variant in rows["variant"] if variant != MF]  # one row per variant compared
         for baseline, offset, marker in ((MF, -0.15, "o"), (MF_LONGER, 0.15, "s")):
             compared = rows[rows[f"vs_{baseline}"].notna()] if f"vs_{baseline}" in rows else rows.iloc[:0]
-            for i, row in enumerate(compared.itertuples(index=False)):
+            for row in compared.itertuples(index=False):
                 difference = getattr(row, f"vs_{baseline}")
                 low, high = getattr(row, f"vs_{baseline}_low"), getattr(row, f"vs_{baseline}_high")
                 verdict = getattr(row, f"vs_{baseline}_verdict")
                 colour = "tab:green" if verdict == "gain" else "tab:red" if verdict == "loss" else "tab:grey"
                 ax.errorbar(difference, labels.index(row.variant) + offset, xerr=[[difference - low], [high - difference]],
-                            fmt=marker, color=colour, capsize=3, label=f"vs {baseline}" if i == 0 else None)
+                            fmt=marker, color=colour, capsize=3)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_yticks(range(len(labels)), labels)
         ax.invert_yaxis()
         ax.set(xlabel=f"difference in test {metric} (paired bootstrap interval)", title=f"{metric}, {protocol}")
-        ax.legend(fontsize=8)
+        ax.legend(handles=[Line2D([], [], marker=marker, color="black", linestyle="", label=f"vs {baseline}")
+                           for baseline, marker in ((MF, "o"), (MF_LONGER, "s"))], fontsize=8)
     fig.suptitle("variant − baseline: green gain, red loss, grey no significant difference", fontsize=9)
     fig.tight_layout()
     return fig
