@@ -50,5 +50,10 @@ def machine() -> str:
     names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
              if line.startswith("model name")] if cpuinfo.exists() else []
     model = names[0] if names else platform.processor() or platform.machine()
-    return (f"{model} ({platform.machine()}), {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}, "
-            f"torch {torch.__version__}")
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines()
+                  if line.startswith("flags")), []) if cpuinfo.exists() else []
+    low_precision = [name for flag, name in (("avx512_vnni", "VNNI"), ("avx512_bf16", "AVX512-BF16"),
+                                              ("amx_int8", "AMX-INT8"), ("amx_bf16", "AMX-BF16")) if flag in flags]
+    extras = f" ({', '.join(low_precision)})" if low_precision else ""
+    return (f"{model} ({platform.machine()}), {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}"
+            f"{extras}, torch {torch.__version__}")

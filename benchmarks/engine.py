@@ -1,6 +1,6 @@
 """The scoring engine: fp32 vs INT8 graphs, and full ranking of MovieLens 100K in one process vs on Dask.
 
-Run: python benchmarks/engine.py   (about 8 minutes on 2 cores; run it on an otherwise idle machine)
+Run: python benchmarks/engine.py [--label -x]   (about 8 minutes on 2 cores; run it on an otherwise idle machine)
 Measures, in one run, on the paper's tower (d = 64, C = 32; 3.06 MFLOP per pair; random weights score as
 fast as trained ones):
   1. the fp32 GEMM limit with 1 thread and with every core (torch, 2048² matmul, best of 3);
@@ -12,11 +12,12 @@ fast as trained ones):
      LocalCluster, single-threaded workers), the same partitions of 64 users each; one run each (a minute
      apiece); the per-worker rate and the scaling efficiency of `local:2`, and Gowalla's projected time on N
      such workers.
-Writes benchmarks/results/engine.json.
+Writes benchmarks/results/engine<label>.json (a label keeps another machine's figures beside these).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -88,6 +89,9 @@ def full_ranking(graph: bytes, seen: sp.csr_matrix, where: str, cluster: str | N
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--label", default="", help="suffix of the results file, e.g. -xeon-amx for another machine")
+    label = parser.parse_args().label
     torch.set_num_threads(1)
     limit_1 = gemm_flops("fp32")
     torch.set_num_threads(os.cpu_count())
@@ -113,7 +117,7 @@ def main() -> None:
                                                  for n in (1, 8, 64, 256)},
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "engine.json").write_text(json.dumps(out, indent=1) + "\n")
+    (RESULTS / f"engine{label}.json").write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))  # noqa: T201
 
 

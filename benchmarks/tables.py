@@ -129,7 +129,11 @@ def study() -> str:
 
 
 def engine() -> str:
-    r = load("engine")
+    """One section per machine measured (engine.json, engine-<label>.json)."""
+    return "\n\n".join(_engine(json.loads(path.read_text())) for path in sorted(RESULTS.glob("engine*.json")))
+
+
+def _engine(r: dict) -> str:
     head = (f"{r['machine']}, {r['date']}; fp32 GEMM {r['gemm_gflops_fp32']['1_thread']} GFLOP/s on 1 thread, "
             f"{r['gemm_gflops_fp32']['all_threads']} on all; {r['statistic']}.")
     pairs = [[row["precision"], row["threads"], f"{row['pairs_per_second']:,}",
