@@ -1,6 +1,6 @@
 """The scoring engine: fp32 vs INT8 graphs, and full ranking of MovieLens 100K in one process vs on Dask.
 
-Run: python benchmarks/engine.py [--label -x]   (about 8 minutes on 2 cores; run it on an otherwise idle machine)
+Run: python benchmarks/engine.py [--label=-x]   (about 8 minutes on 2 cores; run it on an otherwise idle machine)
 Measures, in one run, on the paper's tower (d = 64, C = 32; 3.06 MFLOP per pair; random weights score as
 fast as trained ones):
   1. the fp32 GEMM limit with 1 thread and with every core (torch, 2048² matmul, best of 3);
@@ -90,7 +90,7 @@ def full_ranking(graph: bytes, seen: sp.csr_matrix, where: str, cluster: str | N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--label", default="", help="suffix of the results file, e.g. -xeon-amx for another machine")
+    parser.add_argument("--label", default="", help="suffix of the results file for another machine, written --label=-xeon-amx")
     label = parser.parse_args().label
     torch.set_num_threads(1)
     limit_1 = gemm_flops("fp32")

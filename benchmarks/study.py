@@ -1,6 +1,6 @@
 """The model study on the shared datasets: `kedro run --pipeline study` per dataset, published as results.
 
-Run: python benchmarks/study.py [dataset ...] [--params "{study: {seeds: [2018, 2019]}}"] [--label -x] [--replot]
+Run: python benchmarks/study.py [dataset ...] [--params "{study: {seeds: [2018, 2019]}}"] [--label=-x] [--replot]
 (default: ml-100k; --replot redraws the plots from the results files)
 Each dataset gets its own work project (benchmarks/.work/study-<dataset>, kept between runs). A member
 (variant, seed) whose checkpoint finished with the same parameters and data is not trained again, so an
@@ -67,7 +67,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", default=["ml-100k"])
     parser.add_argument("--params", default="{}", help="YAML/JSON mapping of parameter overrides")
-    parser.add_argument("--label", default="", help="suffix of the work folder and results files (e.g. -gpu-smoke)")
+    parser.add_argument("--label", default="", help="suffix of the work folder and results files, written --label=-gpu-smoke")
     parser.add_argument("--replot", action="store_true", help="only redraw the plots from the results files")
     args = parser.parse_args()
     for dataset in args.datasets:
