@@ -47,11 +47,11 @@ def machine() -> str:
     from pathlib import Path
 
     cpuinfo = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-             if line.startswith("model name")] if cpuinfo.exists() else []
-    model = names[0] if names else platform.processor() or platform.machine()
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("flags")), []) if cpuinfo.exists() else []
+    fields = dict(line.split(":", 1) for line in reversed(cpuinfo.read_text().splitlines())
+                  if ":" in line) if cpuinfo.exists() else {}  # reversed: the first CPU's values win
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    flags = fields.get("flags", "").split()
     low_precision = [name for flag, name in (("avx512_vnni", "VNNI"), ("avx512_bf16", "AVX512-BF16"),
                                               ("amx_int8", "AMX-INT8"), ("amx_bf16", "AMX-BF16")) if flag in flags]
     extras = f" ({', '.join(low_precision)})" if low_precision else ""

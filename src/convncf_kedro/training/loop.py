@@ -129,13 +129,13 @@ def fit(
     else:
         optimisers = optimisers_for(model, phases[phase_index])
         metrics = validate(0)
-        start = {"metric": metrics[metric], "model": _selected(model, 0, metrics, training)}
         state = {
             "epoch": 0,
             "history": [{"epoch": 0, "phase": phase_index, "loss": math.nan, "seconds": 0.0,
                          "triples_per_second": math.nan, **metrics}],
             "best": {"epoch": 0, "valid_metrics": metrics,
-                     **(start if training.select_start else {"metric": -math.inf, "model": None})},
+                     "metric": metrics[metric] if training.select_start else -math.inf,
+                     "model": _selected(model, 0, metrics, training) if training.select_start else None},
             "bad_epochs": 0,
             "finished": False,
         }

@@ -6,6 +6,7 @@ trained exactly as `kedro run --pipeline train` would train it; the report compa
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Sequence
 
 import matplotlib
@@ -180,11 +181,10 @@ def write_study_report(
 def kept_starts(members: list[dict]) -> dict[str, int]:
     """Per variant trained beyond MF, how many seeds selected its start (epoch 0): for ``mf_identity``,
     ``residual`` and ``mf_longer`` that start is MF itself, so the variant ranks exactly as MF there."""
-    counts: dict[str, int] = {}
-    for member in members:
-        if member["variant"] != MF and member["best_epoch"] == 0:
-            counts[member["variant"]] = counts.get(member["variant"], 0) + 1
-    return counts
+    return dict(Counter(member["variant"] for member in members if member["variant"] != MF and member["best_epoch"] == 0))
+
+
+_BASELINES = ((MF, -0.15, "o"), (MF_LONGER, 0.15, "s"))  # what each variant is compared with: row offset, marker
 
 
 def plot_study(table: pd.DataFrame) -> plt.Figure:
@@ -193,7 +193,7 @@ def plot_study(table: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 3.5), squeeze=False)
     for ax, ((protocol, metric), rows) in zip(axes[0], panels, strict=True):
         labels = [variant for variant in rows["variant"] if variant != MF]  # one row per variant compared
-        for baseline, offset, marker in ((MF, -0.15, "o"), (MF_LONGER, 0.15, "s")):
+        for baseline, offset, marker in _BASELINES:
             compared = rows[rows[f"vs_{baseline}"].notna()] if f"vs_{baseline}" in rows else rows.iloc[:0]
             for row in compared.itertuples(index=False):
                 difference = getattr(row, f"vs_{baseline}")
@@ -207,7 +207,7 @@ def plot_study(table: pd.DataFrame) -> plt.Figure:
         ax.invert_yaxis()
         ax.set(xlabel=f"difference in test {metric} (paired bootstrap interval)", title=f"{metric}, {protocol}")
         ax.legend(handles=[Line2D([], [], marker=marker, color="black", linestyle="", label=f"vs {baseline}")
-                           for baseline, marker in ((MF, "o"), (MF_LONGER, "s"))], fontsize=8)
+                           for baseline, _, marker in _BASELINES], fontsize=8)
     fig.suptitle("variant − baseline: green gain, red loss, grey no significant difference", fontsize=9)
     fig.tight_layout()
     return fig
