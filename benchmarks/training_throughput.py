@@ -5,8 +5,9 @@ One training triple costs 18.4 MFLOP at d=64, C=32 (two tower passes forward, tw
 so the machine's limit is GEMM FLOP/s ÷ 18.4 MFLOP, with the GEMM measured in the same run in the
 same precision as the training it is compared with (fp32 rows against the fp32 GEMM, bf16 rows against
 the bf16 GEMM). Times the project's own ``train_step`` (the one the training loop runs) with its
-sampler and optimisers on MovieLens 100K's size; each row is the median of 3 timed runs.
-Writes benchmarks/results/training_throughput.json.
+sampler and optimisers on MovieLens 100K's size, at the shipped ``convncf.training.chunk_triples``
+(conf/base) and, in the same run, on whole batches (``chunk: null``); each row is the median of 3 timed
+runs. Writes benchmarks/results/training_throughput.json.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _gemm import gemm_limits, machine, native_bf16  # noqa: E402
@@ -38,7 +40,20 @@ RESULTS = Path(__file__).resolve().parent / "results"
 REPEATS = 3
 
 
-def triples_per_second(precision: str, batch_size: int, n_triples: int = 10_240) -> list[float]:
+def shipped_chunk_triples() -> int | None:
+    conf = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/base/parameters_convncf.yml").read_text())
+    return conf["convncf"]["training"]["chunk_triples"]
+
+
+def commit() -> str:
+    import subprocess
+
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
+                          capture_output=True, text=True, check=False).stdout.strip() or "unknown"
+
+
+def triples_per_second(precision: str, batch_size: int, n_triples: int = 10_240,
+                       chunk_triples: int | None = None) -> list[float]:
     raw = pd.read_csv(SHARED / "ml-100k/u.data", sep="\t", names=["user", "item", "rating", "ts"])
     matrix = positives_matrix([pd.DataFrame({"user": raw["user"] - 1, "item": raw["item"] - 1})], 943, 1682)
     users, positives, negatives = sample_triples(matrix, np.random.default_rng(0))
@@ -51,12 +66,12 @@ def triples_per_second(precision: str, batch_size: int, n_triples: int = 10_240)
                 (("user", users), ("item", positives), ("neg_item", negatives))}
 
     for start in range(0, 5 * batch_size, batch_size):  # warm-up
-        train_step(model, optimisers, batch(start), precision)
+        train_step(model, optimisers, batch(start), precision, chunk_triples=chunk_triples)
     rates = []
     for _ in range(REPEATS):
         begin = time.perf_counter()
         for start in range(0, n_triples, batch_size):
-            train_step(model, optimisers, batch(start), precision)
+            train_step(model, optimisers, batch(start), precision, chunk_triples=chunk_triples)
         rates.append(n_triples / (time.perf_counter() - begin))
     return rates
 
@@ -66,13 +81,15 @@ def main() -> dict:
     gemm = gemm_limits()
     rows = []
     precisions = ["fp32", "bf16"] if native_bf16(gemm) else ["fp32"]  # emulated bf16 would take hours
+    shipped = shipped_chunk_triples()
     for precision in precisions:
         limit = gemm[precision] / FLOP_PER_TRIPLE
-        for batch_size in (256, 512):
-            rates = triples_per_second(precision, batch_size)
+        for batch_size, chunk in ((256, None), (256, shipped), (512, None), (512, shipped)):
+            rates = triples_per_second(precision, batch_size, chunk_triples=chunk)
             rate = statistics.median(rates)
             rows.append({
-                "precision": precision, "batch_size": batch_size, "triples_per_second": round(rate),
+                "precision": precision, "batch_size": batch_size, "chunk_triples": chunk,
+                "triples_per_second": round(rate),
                 "runs": [round(r) for r in rates],
                 f"fraction_of_{precision}_gemm_limit": round(rate / limit, 3),
                 "fraction_of_fp32_gemm_limit": round(rate / (gemm["fp32"] / FLOP_PER_TRIPLE), 3),
@@ -88,6 +105,7 @@ def main() -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "rows": rows,
         "machine": machine(),
+        "commit": commit(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
     RESULTS.mkdir(exist_ok=True)

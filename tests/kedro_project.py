@@ -127,9 +127,27 @@ class KedroProject:
 
     def catalog(self):
         from kedro.framework.session import KedroSession
+        from kedro.framework.startup import bootstrap_project
 
-        with KedroSession.create(project_path=self.root, conf_source=str(self.root / "conf")) as session:
+        bootstrap_project(PROJECT_ROOT)
+        own_store = patch.dict(os.environ, {"MLFLOW_TRACKING_URI": self.tracking_uri})  # never the caller's folder
+        with own_store, KedroSession.create(project_path=self.root, conf_source=str(self.root / "conf")) as session:
             return session.load_context().catalog
 
     def load(self, name: str):
         return self.catalog().load(name)
+
+
+def slice_project(root: Path, users: int = 30) -> KedroProject:
+    """A project on MovieLens 100K's first ``users`` users (written into a temporary folder, read in place)."""
+    import pandas as pd
+
+    raw = pd.read_csv(SHARED_DATASETS / "ml-100k/u.data", sep="\t", names=["user", "item", "rating", "ts"], dtype=str)
+    folder = root / "raw"
+    folder.mkdir(parents=True)
+    raw[raw["user"].astype(int) <= users].to_csv(folder / "u.data", sep="\t", header=False, index=False)
+    project = KedroProject(root / "project")
+    project.write_conf("catalog.yml", {"raw_interactions": {
+        "type": "convncf_kedro.datasets.RawInteractionFiles", "path": str(folder), "files": {"log": "u.data"},
+    }})
+    return project

@@ -66,3 +66,24 @@ def test_a_run_with_a_bad_value_fails_at_the_start(kedro_project):
     with pytest.raises(ParameterError, match="pretrain.training.epochs"):
         project.run("ingestion", params={"pretrain": {"training": {"epochs": 0}}})
     assert not (project.root / "data/02_intermediate/raw_log.parquet").exists()
+
+
+def test_a_misspelled_group_is_refused_with_a_suggestion(kedro_project):
+    with pytest.raises(ParameterError, match=r"parameter 'convnfc': is not a parameter group \(did you mean 'convncf'\?\)"):
+        validate_parameters(loaded_parameters(kedro_project(), {"convnfc": {"training": {"epochs": 1}}}))
+
+
+def test_a_misspelled_key_is_refused_with_a_suggestion(kedro_project):
+    with pytest.raises(ParameterError, match=r"'pretrain.training.epochz': is not a parameter of this group \(did you mean 'epochs'\?\)"):
+        validate_parameters(loaded_parameters(kedro_project(), {"pretrain": {"training": {"epochz": 3}}}))
+
+
+def test_a_run_refused_by_the_parameter_check_is_failed_in_mlflow(kedro_project):
+    project = kedro_project("ml-100k")
+    with pytest.raises(ParameterError, match="convnfc"):
+        project.run("ingestion", params={"convnfc": {"training": {"epochs": 1}}})
+    (run,) = project.mlflow_runs()
+    assert run.info.status == "FAILED"
+    with pytest.raises(Exception, match=r"train.parquet") as later:  # the project lock was given back: the next
+        project.run("matrix")                                          # run starts, and stops on its missing input
+    assert "another kedro run" not in str(later.value)

@@ -28,3 +28,7 @@ class ParameterError(ValueError):
 
 class StaleModelError(ValueError):
     """A saved model was trained on another split than the one the current run reads."""
+
+
+class StaleInputError(ValueError):
+    """A stage's inputs do not all come from the same completed upstream run."""

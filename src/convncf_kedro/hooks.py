@@ -1,23 +1,101 @@
-"""Project hooks: check parameters before a run, say where the outputs went after it."""
+"""Project hooks: one run per project folder, parameters checked before a run, where the outputs went after it."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import time
+from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
 from kedro.framework.hooks import hook_impl
-from kedro.framework.project import pipelines
 
-from convncf_kedro import pipeline_registry
 from convncf_kedro.params import validate_parameters
 
 logger = logging.getLogger(__name__)
 
+RUN_LOCK = "data/.kedro-run.lock"  # held by the running `kedro run` of this project folder
+RUN_INFO = "data/.kedro-run.json"  # who holds it: pid, pipelines, start time
+
+
+class ProjectLockHook:
+    """One `kedro run` at a time per project folder: a second one would write the same outputs, so it stops at
+    once naming the running one. The MLflow SQLite store is created under a lock too, before runs can race."""
+
+    def __init__(self) -> None:
+        self._lock: FileLock | None = None
+
+    @hook_impl(tryfirst=True)
+    def after_context_created(self, context: Any) -> None:
+        context.config_loader.config_patterns.setdefault("mlflow", ["mlflow*", "mlflow*/**"])  # as kedro-mlflow reads it
+        server = (context.config_loader.get("mlflow") or {}).get("server") or {}
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or server.get("mlflow_tracking_uri")
+        if uri and uri.startswith("sqlite:///"):
+            store = Path(uri.removeprefix("sqlite:///"))
+            with FileLock(f"{store}.lock", timeout=120):
+                if not store.exists():  # created once; a second process waits, then finds it
+                    import mlflow
+
+                    mlflow.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        root = Path(run_params["project_path"])
+        (root / RUN_LOCK).parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(root / RUN_LOCK, timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            try:
+                holder = json.loads((root / RUN_INFO).read_text())
+                who = (f"pid {holder['pid']}, kedro run --pipeline {holder['pipelines']} started "
+                       f"{holder['started']}")
+            except (OSError, ValueError, KeyError):
+                who = "another process"
+            raise RuntimeError(
+                f"another kedro run is using this project folder ({who}) and would write the same outputs: wait "
+                f"for it to end, or stop it (its lock: {root / RUN_LOCK})"
+            ) from None
+        self._lock = lock
+        (root / RUN_INFO).write_text(json.dumps({
+            "pid": os.getpid(), "pipelines": ",".join(run_params.get("pipeline_names") or ["__default__"]),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }))
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    @hook_impl
+    def after_pipeline_run(self, run_params: dict[str, Any], run_result: Any, pipeline: Any, catalog: Any) -> None:
+        self.release()
+
+    @hook_impl
+    def on_pipeline_error(self, error: Exception, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
+        self.release()
+
 
 class ValidateParametersHook:
-    @hook_impl
+    """Check every parameter before any work; a run that fails the check is marked FAILED in MLflow (Kedro calls
+    no error hook for a failure before the run starts) and gives the project lock back."""
+
+    def __init__(self, lock: ProjectLockHook) -> None:
+        self._lock = lock
+
+    @hook_impl(trylast=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        validate_parameters(catalog.load("parameters"))
+        try:
+            validate_parameters(catalog.load("parameters"))
+        except Exception:
+            import mlflow
+
+            if mlflow.active_run() is not None:
+                mlflow.end_run("FAILED")
+            self._lock.release()
+            raise
 
 
 class StudyShapeHook:
@@ -26,6 +104,10 @@ class StudyShapeHook:
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
+        from kedro.framework.project import pipelines
+
+        from convncf_kedro import pipeline_registry  # imported here: `kedro --help` need not load torch
+
         if pipeline_registry.use_study_parameters(context.params.get("study")):
             pipelines.configure(pipeline_registry.__name__)
 

@@ -6,6 +6,7 @@ work with a message naming the parameter; nodes parse their group with :func:`pa
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from typing import Literal, TypeVar
@@ -80,11 +81,14 @@ def _check_phases(phases: list[PhaseParams]) -> list[PhaseParams]:
 class TrainingParams(_Group):
     """The budget and how a run executes; what is optimised how is in ``phases``."""
 
-    epochs: int = Field(ge=1)
-    patience: int = Field(ge=1)
+    epochs: int = Field(ge=1)  # the cap
+    patience: int = Field(ge=1)  # validation checks without improvement before stopping
+    validate_every: int = Field(1, ge=1)  # epochs between validation checks (the last epoch is always checked)
+    min_epochs: int = Field(0, ge=0)  # never stop early before this epoch
     select_start: bool  # the untrained start (epoch 0) may be the selected epoch
     selection_metric: str = Field("ndcg@10", pattern=r"^(hr|ndcg|mrr)@[1-9][0-9]*$")
     eval_batch_pairs: int = Field(65536, ge=1)
+    chunk_triples: int | None = Field(None, ge=1)  # triples per forward/backward within a batch; None: the whole batch
     precision: Literal["fp32", "bf16"] = "fp32"
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
     threads: int | None = Field(None, ge=1)
@@ -211,7 +215,10 @@ class StudyParams(_Group):
 
     seeds: list[int] = Field(min_length=1)
     recipes: list[str] = Field(min_length=1)  # ConvNCF recipes compared, by name in convncf.recipes
-    extra_epochs: int = Field(ge=1)  # every variant trains this many epochs from MF's best (ConvNCF and control)
+    extra_epochs: int = Field(ge=1)  # every variant trains at most this many epochs from MF's best (ConvNCF and control)
+    validate_every: int = Field(1, ge=1)  # every variant's early-stopping schedule: a check every N epochs, ...
+    patience: int = Field(20, ge=1)  # ... stopping after this many checks without improvement ...
+    min_epochs: int = Field(0, ge=0)  # ... but never before this epoch
     mf_longer: ControlParams
     protocols: list[Literal["sampled", "full"]] = Field(min_length=1)
     metrics: list[str] = Field(min_length=1)
@@ -232,6 +239,71 @@ class StudyParams(_Group):
         return metrics
 
 
+class SearchRange(_Group):
+    """One hyperparameter's search: ``low``–``high`` (``log`` scale; integers when both are), ``choices``, or a fixed
+    ``value``."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    choices: list[str | int | float] | None = None
+    value: str | int | float | bool | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SearchRange:
+        forms = [self.low is not None or self.high is not None, self.choices is not None, self.value is not None]
+        if sum(forms) != 1 or (forms[0] and (self.low is None or self.high is None)):
+            raise ValueError("give low and high, or choices, or value")
+        if forms[0] and (self.high < self.low or (self.log and self.low <= 0)):
+            raise ValueError(f"low {self.low} must be ≤ high {self.high} (and > 0 on a log scale)")
+        return self
+
+
+# What each baseline's hyperparameters may be (the models' domain, not a tuning choice): name → (lowest, kind)
+BASELINE_DOMAINS: dict[str, dict[str, tuple[float, str]]] = {
+    "toppop": {},
+    "itemknn": {"top_k": (1, "int"), "shrink": (0, "float"), "weighting": (0, "choice")},
+    "userknn": {"top_k": (1, "int"), "shrink": (0, "float"), "weighting": (0, "choice")},
+    "rp3beta": {"alpha": (0, "float"), "beta": (0, "float"), "top_k": (1, "int")},
+    "ease": {"l2": (1e-12, "float")},
+    "ials": {"factors": (1, "int"), "regularization": (0, "float"), "alpha": (0, "float"), "iterations": (1, "int")},
+}
+WEIGHTINGS = ("none", "tfidf", "bm25")
+
+
+class BaselinesParams(_Group):
+    """Which simple baselines `train` and `study` fit beside MF and ConvNCF, and how each is tuned on validation."""
+
+    models: list[str]  # in report order; cut or extend (names in BASELINE_DOMAINS)
+    trials: int = Field(ge=1)  # Optuna trials per tunable model, the same for every one
+    seed: int = 2018
+    selection_metric: str = Field("ndcg@10", pattern=r"^(hr|ndcg|mrr)@[1-9][0-9]*$")
+    memory_budget_gib: float = Field(gt=0)  # a model that would need more (EASE^R: 12·n_items² bytes) stops the run
+    threads: int = Field(1, ge=1)
+    search: dict[str, dict[str, SearchRange]]
+
+    @model_validator(mode="after")
+    def _known_models_and_ranges(self) -> BaselinesParams:
+        for name in self.models:
+            if name not in BASELINE_DOMAINS:
+                raise ValueError(f"'{name}' is not a baseline{_did_you_mean(name, list(BASELINE_DOMAINS))}; the "
+                                 f"baselines are {', '.join(BASELINE_DOMAINS)}")
+            space = self.search.get(name, {})
+            domain = BASELINE_DOMAINS[name]
+            if set(space) != set(domain):
+                raise ValueError(f"search.{name} must set exactly {sorted(domain) or 'nothing'}, not {sorted(space)}")
+            for parameter, spec in space.items():
+                lowest, kind = domain[parameter]
+                values = spec.choices or ([spec.value] if spec.value is not None else [spec.low, spec.high])
+                if kind == "choice":
+                    bad = [v for v in values if v not in WEIGHTINGS]
+                    if bad:
+                        raise ValueError(f"search.{name}.{parameter}: {bad} not among {list(WEIGHTINGS)}")
+                elif any(not isinstance(v, int | float) or v < lowest for v in values):
+                    raise ValueError(f"search.{name}.{parameter}: {values} must be numbers ≥ {lowest:g}")
+        return self
+
+
 _Params = TypeVar("_Params", bound=BaseModel)
 
 PARAMETER_GROUPS: dict[str, type[BaseModel]] = {
@@ -242,7 +314,24 @@ PARAMETER_GROUPS: dict[str, type[BaseModel]] = {
     "export": ExportParams,
     "score": ScoreParams,
     "study": StudyParams,
+    "baselines": BaselinesParams,
 }
+
+
+def _field_names(model: type[BaseModel], seen: set[str]) -> set[str]:
+    """Every parameter name a group (and the groups nested in it) knows, for "did you mean" hints."""
+    for name, field in model.model_fields.items():
+        seen.add(name)
+        for inner in (field.annotation, *getattr(field.annotation, "__args__", ())):
+            for candidate in (inner, *getattr(inner, "__args__", ())):
+                if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                    _field_names(candidate, seen)
+    return seen
+
+
+def _did_you_mean(name: str, known: set[str] | list[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def parse_params(model: type[_Params], values: dict, group: str) -> _Params:
@@ -252,11 +341,19 @@ def parse_params(model: type[_Params], values: dict, group: str) -> _Params:
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join([group, *map(str, first["loc"])])
+        if first["type"] == "extra_forbidden":
+            hint = _did_you_mean(str(first["loc"][-1]), _field_names(model, set()))
+            raise ParameterError(name, f"is not a parameter of this group{hint}") from exc
         raise ParameterError(name, f"{first['msg']} (got {first.get('input')!r})") from exc
 
 
 def validate_parameters(parameters: dict) -> None:
     """Check every known group, and what groups must agree on, before a run does any work."""
+    for group in parameters:
+        if group not in PARAMETER_GROUPS:
+            raise ParameterError(
+                group, f"is not a parameter group{_did_you_mean(group, list(PARAMETER_GROUPS))}; the groups are "
+                f"{', '.join(PARAMETER_GROUPS)} (conf/base/parameters_<group>.yml)")
     parsed = {
         group: parse_params(model, parameters[group], group)
         for group, model in PARAMETER_GROUPS.items()

@@ -17,8 +17,10 @@ from typing import Any
 
 from kedro.framework.project import settings
 from kedro.pipeline import Pipeline
+from kedro.utils import find_kedro_project
 
 from convncf_kedro.pipelines import (
+    baselines,
     convncf,
     evaluation,
     export,
@@ -30,10 +32,11 @@ from convncf_kedro.pipelines import (
 )
 
 STAGES = {
-    "ingestion": ingestion, "matrix": matrix, "pretrain": pretrain, "convncf": convncf,
+    "ingestion": ingestion, "matrix": matrix, "pretrain": pretrain, "convncf": convncf, "baselines": baselines,
     "evaluation": evaluation, "export": export, "score": score,
 }
-TRAIN_STAGES = ["ingestion", "matrix", "pretrain", "convncf", "export", "evaluation"]  # evaluation ranks with the exported graph
+# evaluation ranks with the exported graph and beside the baselines: it runs last
+TRAIN_STAGES = ["ingestion", "matrix", "pretrain", "convncf", "export", "baselines", "evaluation"]
 
 _study_parameters: dict[str, Any] | None = None
 
@@ -49,7 +52,8 @@ def use_study_parameters(parameters: dict[str, Any] | None) -> bool:
 def _study_shape() -> tuple[list[int], list[str]]:
     parameters = _study_parameters
     if parameters is None:
-        loader = settings.CONFIG_LOADER_CLASS(conf_source=str(Path.cwd() / settings.CONF_SOURCE),
+        root = find_kedro_project(Path.cwd()) or Path.cwd()  # the project above the working folder
+        loader = settings.CONFIG_LOADER_CLASS(conf_source=str(root / settings.CONF_SOURCE),
                                               **settings.CONFIG_LOADER_ARGS)
         parameters = loader["parameters"].get("study") or {}
     return list(parameters.get("seeds") or []), list(parameters.get("recipes") or [])

@@ -1,13 +1,20 @@
-"""Project settings (Kedro defaults, plus hooks: the study's shape, parameter checks, where outputs went).
+"""Project settings (Kedro defaults, plus hooks: one run per project folder, the study's shape, parameter
+checks, where outputs went).
 
 kedro-mlflow registers its own hook (an installed plugin); its settings are in conf/base/mlflow.yml.
 """
 
 from omegaconf.resolvers import oc
 
-from convncf_kedro.hooks import ReportOutputsHook, StudyShapeHook, ValidateParametersHook
+from convncf_kedro.hooks import (
+    ProjectLockHook,
+    ReportOutputsHook,
+    StudyShapeHook,
+    ValidateParametersHook,
+)
 
-HOOKS = (StudyShapeHook(), ValidateParametersHook(), ReportOutputsHook())
+_project_lock = ProjectLockHook()
+HOOKS = (_project_lock, StudyShapeHook(), ValidateParametersHook(_project_lock), ReportOutputsHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -42,7 +42,8 @@ def movielens(tmp_path: Path, url: str) -> RawInteractionFiles:
     return RawInteractionFiles(
         path=str(tmp_path / "data/01_raw/ml-100k"),
         files={"log": "u.data"},
-        download={"url": url, "extract_to": str(tmp_path / "data/01_raw"), "sha256": {"log": ML_100K_SHA256}},
+        sha256={"log": ML_100K_SHA256},
+        download={"url": url, "archive_folder": "ml-100k"},
     )
 
 
@@ -80,3 +81,31 @@ def test_missing_file_without_download_is_named(tmp_path):
     dataset = RawInteractionFiles(path=str(tmp_path), files={"train": "train.txt"})
     with pytest.raises(DatasetError, match=r"raw input file not found: .*train.txt"):
         dataset.load()
+
+
+def test_a_truncated_copy_on_disk_is_named_before_use(tmp_path, shared_datasets):
+    dataset = movielens(tmp_path, "http://127.0.0.1:1/never-fetched.zip")  # the file is there: no download
+    folder = tmp_path / "data/01_raw/ml-100k"
+    folder.mkdir(parents=True)
+    (folder / "u.data").write_bytes((shared_datasets / "ml-100k/u.data").read_bytes()[:50_000])
+    with pytest.raises(DatasetError, match=r"u.data has sha256 .*expected 06416e59.*truncated"):
+        dataset.load()
+
+
+def test_a_good_copy_on_disk_is_hashed_once_then_trusted_until_it_changes(tmp_path, shared_datasets, monkeypatch):
+    dataset = movielens(tmp_path, "http://127.0.0.1:1/never-fetched.zip")
+    folder = tmp_path / "data/01_raw/ml-100k"
+    folder.mkdir(parents=True)
+    (folder / "u.data").write_bytes((shared_datasets / "ml-100k/u.data").read_bytes())
+    from convncf_kedro.datasets import raw_files
+
+    hashed = []
+    real_sha256 = raw_files._sha256
+    monkeypatch.setattr(raw_files, "_sha256", lambda path: hashed.append(path.name) or real_sha256(path))
+    dataset.load()
+    dataset.load()
+    assert hashed == ["u.data"]  # checked once, then the cached result is used
+    (folder / "u.data").write_bytes(b"1\t2\t3\t4\n")  # replaced by another file: checked again, and refused
+    with pytest.raises(DatasetError, match="expected 06416e59"):
+        dataset.load()
+    assert hashed == ["u.data", "u.data"]

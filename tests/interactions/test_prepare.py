@@ -67,6 +67,14 @@ def test_items_seen_only_as_given_negatives_get_an_index():
     assert dropped == 1
 
 
+def test_numeric_ids_of_any_length_are_indexed_by_value():
+    log = log_of([("12345678901234567890", "10", 1, 1), ("9", "9", 1, 2), ("100", "0010", 1, 3)])
+    cleaned, _ = clean_log(log, None, 0)
+    _, _, user_map, item_map, _ = index_ids(cleaned, pd.DataFrame({"user": [], "item": []}, dtype=str))
+    assert user_map["raw_id"].tolist() == ["9", "100", "12345678901234567890"]
+    assert item_map["raw_id"].tolist() == ["9", "0010", "10"]  # a delimited log's ids are strings: both kept
+
+
 def prepared(rows, split="all"):
     cleaned, _ = clean_log(log_of(rows, split), None, 0)
     indexed, *_ = index_ids(cleaned, pd.DataFrame({"user": [], "item": []}, dtype=str))
@@ -75,7 +83,7 @@ def prepared(rows, split="all"):
 
 def test_latest_is_test_and_second_latest_is_validation():
     log = prepared([("0", "0", 1, 5), ("0", "1", 1, 9), ("0", "2", 1, 1), ("0", "3", 1, 7)])
-    train, valid, test, report = split_leave_one_out(log, 3, "random", 0)
+    train, valid, test, report = split_leave_one_out(log, 3, "random", 0, n_items=100)
     assert test["item"].tolist() == [1]
     assert valid["item"].tolist() == [3]
     assert sorted(train["item"]) == [0, 2]
@@ -85,22 +93,31 @@ def test_latest_is_test_and_second_latest_is_validation():
 def test_ties_in_time_are_broken_by_file_order():
     rows = [("0", "0", 1, 1), ("0", "2", 1, 5), ("0", "1", 1, 5)]  # items 2 and 1 share a timestamp
     for _ in range(2):
-        _, valid, test, _ = split_leave_one_out(prepared(rows), 3, "random", 0)
+        _, valid, test, _ = split_leave_one_out(prepared(rows), 3, "random", 0, n_items=100)
         assert (valid["item"].tolist(), test["item"].tolist()) == ([2], [1])
 
 
 def test_users_with_too_few_interactions_stay_in_train_and_are_counted():
     log = prepared([("0", "0", 1, 1), ("0", "1", 1, 2), ("0", "2", 1, 3), ("1", "0", 1, 1), ("1", "1", 1, 2)])
-    train, valid, test, report = split_leave_one_out(log, 3, "random", 0)
+    train, valid, test, report = split_leave_one_out(log, 3, "random", 0, n_items=100)
     assert test["user"].tolist() == [0]
     assert train[train["user"] == 1]["item"].tolist() == [0, 1]
     assert report["users_train_only"] == 1
 
 
+def test_users_with_every_item_stay_in_train_and_are_counted():
+    """Nothing is left to rank such a user's held-out item against, so they are not evaluated."""
+    rows = [("0", str(i), 1, i) for i in range(4)] + [("1", "0", 1, 1), ("1", "1", 1, 2), ("1", "2", 1, 3)]
+    train, valid, test, report = split_leave_one_out(prepared(rows), 3, "random", 0, n_items=4)
+    assert test["user"].tolist() == valid["user"].tolist() == [1]
+    assert sorted(train[train["user"] == 0]["item"]) == [0, 1, 2, 3]
+    assert report == {"users_train_only": 1, "users_with_every_item": 1}
+
+
 def test_no_user_long_enough_to_split_names_the_parameter():
     log = prepared([("0", "0", 1, 1), ("0", "1", 1, 2)])
     with pytest.raises(ParameterError, match="ingestion.min_interactions.*needs"):
-        split_leave_one_out(log, 3, "random", 0)
+        split_leave_one_out(log, 3, "random", 0, n_items=100)
 
 
 def test_pre_split_logs_keep_test_and_carve_validation_from_train():
@@ -108,7 +125,7 @@ def test_pre_split_logs_keep_test_and_carve_validation_from_train():
     test_rows = log_of([("0", "3", 1, np.nan)], "test")
     cleaned, _ = clean_log(pd.concat([train_rows, test_rows], ignore_index=True), None, 0)
     indexed, *_ = index_ids(cleaned, pd.DataFrame({"user": [], "item": []}, dtype=str))
-    train, valid, test, _ = split_leave_one_out(indexed, 3, "last", 0)
+    train, valid, test, _ = split_leave_one_out(indexed, 3, "last", 0, n_items=100)
     assert test["item"].tolist() == [3]
     assert valid["item"].tolist() == [2]  # last in file order
     assert train["item"].tolist() == [0, 1]
@@ -116,7 +133,7 @@ def test_pre_split_logs_keep_test_and_carve_validation_from_train():
 
 def test_random_holdout_without_timestamps_is_seeded():
     rows = [("0", str(i), 1, np.nan) for i in range(20)]
-    picks = [split_leave_one_out(prepared(rows), 3, "random", seed)[2]["item"].item() for seed in (1, 1, 2, 3, 4)]
+    picks = [split_leave_one_out(prepared(rows), 3, "random", seed, n_items=100)[2]["item"].item() for seed in (1, 1, 2, 3, 4)]
     assert picks[0] == picks[1]
     assert len(set(picks)) > 1
 

@@ -1,5 +1,9 @@
 """Each raw format parses into the standard log; each kind of bad input names file, line and column."""
 
+import bz2
+import gzip
+import lzma
+
 import numpy as np
 import pytest
 
@@ -134,3 +138,28 @@ def test_lightgcn_malformed_token_names_line_and_column():
 def test_lightgcn_test_item_in_train_names_line_and_column():
     with pytest.raises(InputDataError, match=r"test.txt, line 2, column 3: test item 2 of user 1 is also in the training"):
         read_lightgcn(raw("0 1 2 3\n1 2\n", "train.txt"), raw("0 4\n1 3 2\n", "test.txt"))
+
+
+@pytest.mark.parametrize("compress, kind", [(gzip.compress, "gzip"), (bz2.compress, "bzip2"), (lzma.compress, "xz")])
+def test_a_compressed_log_is_named_as_such(compress, kind):
+    packed = RawFile("data/01_raw/u.data.gz", compress(b"1\t2\t3\t4\n" * 300))
+    with pytest.raises(InputDataError, match=rf"u.data.gz: the file is {kind}-compressed, not text: decompress it"):
+        read_delimited(packed, **UDATA)
+    with pytest.raises(InputDataError, match=rf"the file is {kind}-compressed"):
+        read_lightgcn(packed, packed)
+
+
+def test_a_binary_file_is_named_as_such():
+    with pytest.raises(InputDataError, match=r"u.data: the file is binary, not delimited text \(a NUL byte at offset 4\)"):
+        read_delimited(RawFile("data/01_raw/u.data", b"1\t2\t\x00\x003\n"), **UDATA)
+
+
+def test_ids_too_long_for_an_integer_stay_ids():
+    long_user, long_item = "12345678901234567890", "98765432109876543210123"
+    log = read_delimited(raw(f"{long_user}\t{long_item}\t4\t100\n7\t3\t5\t101\n"), **UDATA)
+    assert log["user"].tolist() == [long_user, "7"]
+    lists = read_lightgcn(raw(f"{long_user} {long_item} 0042\n", "train.txt"), raw("1 5\n", "test.txt"))
+    assert lists["user"].tolist() == [long_user, long_user, "1"] and lists["item"].tolist() == [long_item, "42", "5"]
+    ncf, _ = read_ncf(raw(f"{long_user}\t{long_item}\t1\n", "x.train.rating"), raw(f"{long_user}\t5\t1\n", "x.test.rating"),
+                      raw(f"({long_user},5)\t007\n", "x.test.negative"))
+    assert ncf["user"].tolist() == [long_user, long_user] and ncf["item"].tolist() == [long_item, "5"]

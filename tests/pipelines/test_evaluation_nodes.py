@@ -39,5 +39,5 @@ def test_the_report_says_when_convncf_kept_its_start(convncf_epoch):
           "precision": "fp32"}
     convncf = {**mf, "best_epoch": convncf_epoch, "recipe": "mf_identity"}
     statistics = {"users": 2, "items": 3, "interactions": {"train": 4}, "density": 0.5}
-    report = write_report(table, mf, convncf, statistics)
+    report = write_report(table, mf, convncf, statistics, pd.DataFrame(), "**Recommendation:** …")
     assert ("no training epoch improved on it on validation" in report) == (convncf_epoch == 0)

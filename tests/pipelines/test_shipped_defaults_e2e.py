@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from kedro_project import SHARED_DATASETS, KedroProject
+from kedro_project import KedroProject, slice_project
 
 from convncf_kedro.errors import StaleModelError
 from convncf_kedro.models import ConvNCF, load_model, saved_info
@@ -23,6 +23,7 @@ FAST = {  # the shipped defaults, with fewer epochs
     "pretrain": {"training": {"epochs": 40}},
     "convncf": {"training": {"epochs": 2}},
     "evaluation": {"protocols": ["sampled"]},
+    "baselines": {"trials": 2},
 }
 RESIDUAL_TWO_PHASES = {"phases": [
     {"epochs": 1, "optimizer": "adagrad", "lr_embedding": 0.0, "lr_tower": 0.01},
@@ -30,22 +31,10 @@ RESIDUAL_TWO_PHASES = {"phases": [
 ]}
 
 
-def slice_project(root) -> KedroProject:
-    raw = pd.read_csv(SHARED_DATASETS / "ml-100k/u.data", sep="\t", names=["user", "item", "rating", "ts"], dtype=str)
-    folder = root / "raw"
-    folder.mkdir(parents=True)
-    raw[raw["user"].astype(int) <= 30].to_csv(folder / "u.data", sep="\t", header=False, index=False)
-    project = KedroProject(root / "project")
-    project.write_conf("catalog.yml", {"raw_interactions": {
-        "type": "convncf_kedro.datasets.RawInteractionFiles", "path": str(folder), "files": {"log": "u.data"},
-    }})
-    return project
-
-
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory) -> KedroProject:
     project = slice_project(tmp_path_factory.mktemp("slice"))
-    for pipeline in ("ingestion", "matrix", "pretrain"):
+    for pipeline in ("ingestion", "matrix", "pretrain", "baselines"):
         project.run(pipeline, params=FAST)
     return project
 
@@ -107,6 +96,7 @@ def test_a_model_from_another_split_is_refused_by_evaluation_and_export(pretrain
     finally:
         pretrained.run("ingestion")
         pretrained.run("matrix")
+        pretrained.run("baselines", params=FAST)
 
 
 def test_evaluation_refuses_a_graph_exported_from_other_weights(pretrained):
@@ -118,17 +108,17 @@ def test_evaluation_refuses_a_graph_exported_from_other_weights(pretrained):
 
 
 def test_convncf_resumes_after_kill_9_to_the_uninterrupted_result(pretrained):
-    cli = "convncf.recipe=authors,convncf.training.epochs=3,pretrain.training.epochs=40"
+    cli = "convncf.recipe=authors,convncf.training.epochs=3,convncf.training.validate_every=2,pretrain.training.epochs=40"
     recorded = len(pretrained.mlflow_runs())
     interrupted_at = pretrained.kill_9_after_epoch("convncf", cli, "data/06_models/convncf_checkpoint.pt", 1)
     assert 1 <= interrupted_at < 3, "the run was not interrupted mid-way"
     # `kedro run` with no MLFLOW_TRACKING_URI records into mlflow.db in the folder it starts from
     assert len(pretrained.mlflow_runs()) == recorded + 1 and pretrained.mlflow_runs()[0].info.run_name == "convncf"
 
-    params = recipe_params("authors", training={"epochs": 3})
+    params = recipe_params("authors", training={"epochs": 3, "validate_every": 2})  # checks at epochs 2 and 3
     pretrained.run("convncf", params=params)  # resumes (resume: true is the default)
     resumed, resumed_history = pretrained.load("convncf_model"), pretrained.load("convncf_history")
-    fresh = recipe_params("authors", training={"epochs": 3, "resume": False})
+    fresh = recipe_params("authors", training={"epochs": 3, "validate_every": 2, "resume": False})
     pretrained.run("convncf", params=fresh)
     uninterrupted = pretrained.load("convncf_model")
     assert saved_info(resumed)["epoch"] == saved_info(uninterrupted)["epoch"]

@@ -22,6 +22,7 @@ TINY = {
         "recipes": {"mf_identity": {"reg_conv": 0.0, "reg_out": 0.0, "batch_size": 1024}},
         "training": {"epochs": 2, "threads": 1, "selection_metric": "ndcg@20"},  # MF selects on ndcg@10
     },
+    "baselines": {"trials": 2},
 }
 
 

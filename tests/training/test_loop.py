@@ -49,7 +49,7 @@ def test_one_checkpoint_per_epoch_with_history_and_best(small_data):
     best_row = max(final["history"], key=lambda row: row["ndcg@10"])
     assert final["best"]["epoch"] == best_row["epoch"]
     assert final["history"][-1]["ndcg@10"] > final["history"][0]["ndcg@10"]  # it learns
-    assert final["finished"]
+    assert final["stopped"] == "reached the cap of 4 epochs"
 
 
 def test_same_seed_same_result(small_data):
@@ -112,10 +112,10 @@ class ExplodingMF(MF):
         super().__init__(config)
         self.explode_at, self.calls = explode_at, 0
 
-    def calculate_loss(self, interaction, regularised=True):
+    def calculate_loss(self, interaction, regularised=True, weights_reg=True):
         epoch, step = self.explode_at
         steps_per_epoch = -(-self.steps_total // BATCH)
-        loss = super().calculate_loss(interaction, regularised)
+        loss = super().calculate_loss(interaction, regularised, weights_reg)
         self.calls += 1
         if self.calls == (epoch - 1) * steps_per_epoch + step + 1:
             return loss * float("nan")
@@ -154,3 +154,45 @@ def test_nan_scores_at_validation_stop_the_run_instead_of_validating_as_best(sma
         for checkpoint in fit(model, *small_data, BATCH, PHASES, TRAINING, torch.device("cpu"), "mf"):
             saved.append(checkpoint)
     assert [c["epoch"] for c in saved] == [1]
+
+
+def overshooting_from_a_trained_start(small_data, training):
+    """A trained MF that every further step makes worse, so validation never improves: patience decides."""
+    matrix, users, items = small_data
+    model = mf()
+    model.load_saved(run(small_data)[-1]["best"]["model"])
+    return fit(model, matrix, users, items, BATCH, [PhaseParams(lr_embedding=5.0)], training, torch.device("cpu"), "mf")
+
+
+def test_early_stopping_counts_checks_not_epochs_and_says_why(small_data):
+    training = TRAINING.model_copy(update={"epochs": 20, "validate_every": 2, "patience": 2})
+    checkpoints = list(overshooting_from_a_trained_start(small_data, training))
+    final = checkpoints[-1]
+    assert [c["epoch"] for c in checkpoints] == [1, 2, 3, 4]  # checks at 2 and 4 find nothing better: stop
+    assert final["stopped"] == ("stopped early at epoch 4: no better validation ndcg@10 in 2 checks (every 2 "
+                                "epochs) since epoch 0")
+    history = pd.DataFrame(final["history"])
+    assert history["ndcg@10"].notna().tolist() == [True, False, True, False, True]  # epoch 0, then every 2nd
+    assert history["stopped"].tolist()[-1] == final["stopped"] and history["stopped"].iloc[:-1].isna().all()
+
+
+def test_no_early_stop_before_min_epochs(small_data):
+    training = TRAINING.model_copy(update={"epochs": 20, "validate_every": 2, "patience": 1, "min_epochs": 6})
+    final = list(overshooting_from_a_trained_start(small_data, training))[-1]
+    assert final["epoch"] == 6 and final["stopped"].startswith("stopped early at epoch 6")
+
+
+def test_a_resumed_run_stops_where_the_uninterrupted_one_stops(small_data):
+    training = TRAINING.model_copy(update={"epochs": 9, "validate_every": 2, "patience": 2})
+    uninterrupted = list(overshooting_from_a_trained_start(small_data, training))
+    matrix, users, items = small_data
+    interrupted_at = uninterrupted[2]  # after epoch 3, between two checks
+    resumed = list(fit(mf(), matrix, users, items, BATCH, [PhaseParams(lr_embedding=5.0)], training,
+                       torch.device("cpu"), "mf", interrupted_at))
+    assert [c["epoch"] for c in resumed] == [4] and resumed[-1]["stopped"] == uninterrupted[-1]["stopped"]
+    same = ["epoch", "loss", "ndcg@10", "hr@10", "stopped"]  # all but the timings
+    pd.testing.assert_frame_equal(pd.DataFrame(resumed[-1]["history"])[same], pd.DataFrame(uninterrupted[-1]["history"])[same])
+    more_patience = training.model_copy(update={"patience": 3})  # a stopped run continues under a larger budget
+    continued = list(fit(mf(), matrix, users, items, BATCH, [PhaseParams(lr_embedding=5.0)], more_patience,
+                         torch.device("cpu"), "mf", resumed[-1]))
+    assert [c["epoch"] for c in continued] == [5, 6]

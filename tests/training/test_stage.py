@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from convncf_kedro.interactions.prepare import positives_matrix, split_fingerprint
+from convncf_kedro.interactions.lineage import content_hash
+from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.models import MF, MFConfig
 from convncf_kedro.params import PhaseParams, TrainingParams
 from convncf_kedro.training.stage import fingerprint, train_stage
@@ -22,6 +23,11 @@ def tiny_data():
     return matrix, valid, negatives
 
 
+def data(matrix, valid, negatives) -> str:
+    """The data fingerprint a training stage is given (ingestion's manifest hashes every output like this)."""
+    return "-".join(content_hash(x) for x in (matrix, valid, negatives))
+
+
 def model(seed=0):
     torch.manual_seed(seed)
     return MF(MFConfig(20, 30, 8))
@@ -29,21 +35,22 @@ def model(seed=0):
 
 def test_a_matching_checkpoint_is_resumed_and_a_stale_one_is_not():
     matrix, valid, negatives = tiny_data()
-    first_epoch, *_ = next(train_stage("mf", model(), matrix, valid, negatives, None, *SCHEDULE, TRAINING))
-    resumed = [c["epoch"] for c, _, _ in train_stage("mf", model(), matrix, valid, negatives, first_epoch, *SCHEDULE, TRAINING)]
+    first_epoch, *_ = next(train_stage("mf", model(), matrix, valid, negatives, None, *SCHEDULE, TRAINING, data(matrix, valid, negatives)))
+    resumed = [c["epoch"] for c, _, _ in train_stage("mf", model(), matrix, valid, negatives, first_epoch, *SCHEDULE, TRAINING, data(matrix, valid, negatives))]
     assert resumed == [2]
     stale = {**first_epoch, "fingerprint": "made-elsewhere"}
-    restarted = [c["epoch"] for c, _, _ in train_stage("mf", model(), matrix, valid, negatives, stale, *SCHEDULE, TRAINING)]
+    restarted = [c["epoch"] for c, _, _ in train_stage("mf", model(), matrix, valid, negatives, stale, *SCHEDULE, TRAINING, data(matrix, valid, negatives))]
     assert restarted == [1, 2]
 
 
 def test_fingerprint_follows_starting_weights_and_data_not_run_settings():
     matrix, valid, negatives = tiny_data()
-    base = fingerprint(model(), *SCHEDULE, TRAINING, split_fingerprint(matrix, valid), negatives)
+    base = fingerprint(model(), *SCHEDULE, TRAINING, data(matrix, valid, negatives))
     run_only = TRAINING.model_copy(update={"epochs": 9, "threads": 2})
-    assert fingerprint(model(), *SCHEDULE, run_only, split_fingerprint(matrix, valid), negatives) == base
-    assert fingerprint(model(seed=1), *SCHEDULE, TRAINING, split_fingerprint(matrix, valid), negatives) != base  # e.g. a retrained MF
+    assert fingerprint(model(), *SCHEDULE, run_only, data(matrix, valid, negatives)) == base
+    assert fingerprint(model(seed=1), *SCHEDULE, TRAINING, data(matrix, valid, negatives)) != base  # e.g. a retrained MF
     other_valid = valid.assign(item=28)
-    assert fingerprint(model(), *SCHEDULE, TRAINING, split_fingerprint(matrix, other_valid), negatives) != base
+    assert fingerprint(model(), *SCHEDULE, TRAINING, data(matrix, other_valid, negatives)) != base
     other_phases = [PhaseParams(lr_embedding=0.01)]
-    assert fingerprint(model(), 64, other_phases, TRAINING, split_fingerprint(matrix, valid), negatives) != base
+    assert fingerprint(model(), 64, other_phases, TRAINING, data(matrix, valid, negatives)) != base
+

@@ -5,8 +5,6 @@ All steps are vectorised (pandas/numpy): Gowalla's million interactions take sec
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -63,8 +61,9 @@ def clean_log(
 def _index_of(values: pd.Series) -> pd.Index:
     """Sorted unique raw ids: numerically when every id is an integer, so 0-based ids map to themselves."""
     unique = pd.Index(values.unique())
-    if unique.str.fullmatch(r"\d+").all():
-        return unique[np.argsort(unique.astype(np.int64).to_numpy(), kind="stable")]
+    if unique.str.fullmatch(r"\d+").all():  # by value, at any length (a 20-digit id does not fit int64)
+        digits = unique.str.lstrip("0")
+        return unique[np.lexsort((unique.to_numpy(), digits.to_numpy(), digits.str.len().to_numpy()))]
     return unique.sort_values()
 
 
@@ -91,11 +90,12 @@ def index_ids(
 
 
 def split_leave_one_out(
-    log: pd.DataFrame, min_interactions: int, untimed_holdout: str, seed: int
+    log: pd.DataFrame, min_interactions: int, untimed_holdout: str, seed: int, n_items: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, int]]:
     """Leave-one-out: each user's latest interaction is test, the second latest validation.
 
-    Users with fewer than ``min_interactions`` stay in train only. Pre-split logs keep their test
+    Users with fewer than ``min_interactions`` stay in train only, and so do users who interacted with
+    every one of the ``n_items`` items (no item is left to rank their held-out one against); both counted. Pre-split logs keep their test
     split; validation is carved out of their train split the same way. Without timestamps, the
     held-out interaction is the user's last in file order (``untimed_holdout: last``) or a seeded
     random one (``random``). Ties in time are broken by file order, so the split is deterministic.
@@ -119,7 +119,8 @@ def split_leave_one_out(
             raise ParameterError("ingestion.min_interactions", "must be at least 3 (train, validation, test)")
     from_end = rest.groupby("user").cumcount(ascending=False).to_numpy()
     count = rest.groupby("user")["item"].transform("size").to_numpy()
-    held_out = count >= needed
+    every_item = log.groupby("user")["item"].nunique() >= n_items
+    held_out = (count >= needed) & ~rest["user"].map(every_item).to_numpy()
     if pre_split:
         valid = rest[held_out & (from_end == 0)]
         train = rest[~(held_out & (from_end == 0))]
@@ -134,7 +135,7 @@ def split_leave_one_out(
             f"{len(log)} interactions)",
         )
     train_only = int(log["user"].nunique() - valid["user"].nunique())
-    report = {"users_train_only": train_only}
+    report = {"users_train_only": train_only, "users_with_every_item": int(every_item.sum())}
     return (*(_split_table(t) for t in (train, valid, test)), report)
 
 
@@ -210,15 +211,3 @@ def contains_sorted(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
         return np.zeros(len(keys), dtype=bool)
     pos = np.searchsorted(sorted_keys, keys)
     return (pos < len(sorted_keys)) & (sorted_keys[np.minimum(pos, len(sorted_keys) - 1)] == keys)
-
-
-def split_fingerprint(train_matrix: sp.csr_matrix, valid: pd.DataFrame) -> str:
-    """A short hash of the training matrix and the validation split: what a trained model was fitted on.
-
-    Training stores it in the saved model; evaluation and export compare it with the split they are
-    given, so a model left over from other data or ingestion parameters is never silently used.
-    """
-    digest = hashlib.sha256(np.asarray(train_matrix.shape, dtype=np.int64).tobytes())
-    for array in (train_matrix.indptr, train_matrix.indices, valid[["user", "item"]].sort_values(["user", "item"]).to_numpy()):
-        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
-    return digest.hexdigest()[:16]

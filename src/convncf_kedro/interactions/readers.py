@@ -22,10 +22,28 @@ from convncf_kedro.errors import InputDataError
 LOG_COLUMNS = ["user", "item", "rating", "timestamp", "split"]
 _INTEGER = re.compile(r"\d+")
 _NCF_PAIR = re.compile(r"\((\d+),(\d+)\)")
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz",
+               b"\x28\xb5\x2f\xfd": "zstandard"}
+
+
+def _check_text(raw: RawFile) -> None:
+    """Stop at a compressed or binary file with what it is, before a parser reports a baffling line."""
+    for magic, kind in _COMPRESSED.items():
+        if raw.data.startswith(magic):
+            raise InputDataError(raw.path, f"the file is {kind}-compressed, not text: decompress it and point the "
+                                 "catalog's raw_interactions at the decompressed file")
+    if (nul := raw.data.find(b"\x00", 0, 1 << 16)) >= 0:
+        raise InputDataError(raw.path, f"the file is binary, not delimited text (a NUL byte at offset {nul})")
+
+
+def canonical_integer_ids(values: pd.Series) -> pd.Series:
+    """Integer ids as canonical strings ("007" → "7") of any length: a 20-digit id stays an id, not an overflow."""
+    return values.str.lstrip("0").replace("", "0")
 
 
 def _read_table(raw: RawFile, sep: str, header: bool, names: list[str] | None) -> tuple[pd.DataFrame, np.ndarray]:
     """Read a delimited file as strings; also return each row's 1-based line number in the file."""
+    _check_text(raw)
     if not raw.data.strip():
         raise InputDataError(raw.path, "the file is empty")
     try:
@@ -153,15 +171,19 @@ def _read_ncf_ratings(raw: RawFile, split: str) -> tuple[pd.DataFrame, np.ndarra
                 raw.path, f"malformed line: '{table[column].iloc[i]}' is not a number ({column})",
                 line=int(lines[i]), column=table.columns.get_loc(column) + 1,
             )
+    for column in ("user", "item"):
+        _check_integers(raw, table[column].str.strip(), lines, np.full(len(table), table.columns.get_loc(column) + 1),
+                        f"{column} id")
     timestamp = "timestamp" if "timestamp" in table.columns else None
     log = _standard_log(raw, table, lines, "user", "item", "rating", timestamp, split)
-    log["user"] = log["user"].astype(int).astype(str)  # "007" and "7" are the same NCF id
-    log["item"] = log["item"].astype(int).astype(str)
+    log["user"] = canonical_integer_ids(log["user"])  # "007" and "7" are the same NCF id
+    log["item"] = canonical_integer_ids(log["item"])
     return log, lines
 
 
 def _split_lines(raw: RawFile) -> tuple[list[list[str]], np.ndarray]:
     """Whitespace-split each non-blank line; also return the lines' 1-based numbers."""
+    _check_text(raw)
     try:
         text = raw.data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -195,8 +217,8 @@ def _flatten_lists(raw: RawFile, rows: list[list[str]], numbers: np.ndarray, fir
     _check_integers(raw, items, item_lines, item_columns, "item id")
     return pd.DataFrame(
         {
-            "head": np.repeat(heads.to_numpy(), lengths),
-            "item": items.astype(np.int64).astype(str).to_numpy(),
+            "head": np.repeat(canonical_integer_ids(heads).to_numpy(), lengths),
+            "item": canonical_integer_ids(items).to_numpy(),
             "line": item_lines,
             "column": item_columns,
         }
@@ -239,7 +261,7 @@ def read_ncf(train: RawFile, test: RawFile, negatives: RawFile) -> tuple[pd.Data
             negatives.path, f"malformed line: expected '(user,item)' first, found '{rows[bad[0]][0]}'",
             line=int(numbers[bad[0]]), column=1,
         )
-    rows = [[str(int(match.group(1)))] + row[1:] for match, row in zip(pairs, rows, strict=True)]
+    rows = [[match.group(1)] + row[1:] for match, row in zip(pairs, rows, strict=True)]
     table = _flatten_lists(negatives, rows, numbers, "user id").rename(columns={"head": "user"})
     log = pd.concat([train_log, test_log], ignore_index=True)[LOG_COLUMNS]
     return log, table[["user", "item", "line", "column"]].reset_index(drop=True)
@@ -251,7 +273,6 @@ def read_lightgcn(train: RawFile, test: RawFile) -> pd.DataFrame:
     for raw, split in ((train, "train"), (test, "test")):
         rows, numbers = _split_lines(raw)
         table = _flatten_lists(raw, rows, numbers, "user id").rename(columns={"head": "user"})
-        table["user"] = table["user"].astype(np.int64).astype(str)
         logs.append(table.assign(split=split, rating=np.nan, timestamp=np.nan, path=raw.path))
     overlap = _first_overlap(logs[1], logs[0])
     if not overlap.empty:

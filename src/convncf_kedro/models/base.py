@@ -80,16 +80,30 @@ class BPRRecommender(nn.Module):
 
     # --- training ------------------------------------------------------------------------------
     def reg_loss(self, user: torch.Tensor, pos_item: torch.Tensor, neg_item: torch.Tensor) -> torch.Tensor:
-        """L2 on the embedding rows the batch touches (the authors' ``regs[0]``); models add their own terms."""
+        """L2 on the embedding rows the batch touches (the authors' ``regs[0]``) and on the model's own weights."""
+        return self.rows_reg_loss(user, pos_item, neg_item) + self.weights_reg_loss()
+
+    def rows_reg_loss(self, user: torch.Tensor, pos_item: torch.Tensor, neg_item: torch.Tensor) -> torch.Tensor:
+        """The part of ``reg_loss`` that sums over the batch's rows (so over a batch's chunks)."""
         rows = (self.user_embedding(user), self.item_embedding(pos_item), self.item_embedding(neg_item))
         return self.config.reg_embedding * sum(r.pow(2).sum() for r in rows)
 
-    def calculate_loss(self, interaction: dict[str, torch.Tensor], regularised: bool = True) -> torch.Tensor:
+    def weights_reg_loss(self) -> torch.Tensor | float:
+        """The part of ``reg_loss`` on the weights beyond the embeddings, counted once per batch (MF has none)."""
+        return 0.0
+
+    def calculate_loss(
+        self, interaction: dict[str, torch.Tensor], regularised: bool = True, weights_reg: bool = True,
+    ) -> torch.Tensor:
+        """BPR summed over the triples + ``reg_loss``; ``weights_reg=False`` leaves out the once-per-batch weight
+        term, for every chunk but one when a batch is trained in chunks (the sum is then the batch's loss)."""
         user, pos_item, neg_item = interaction["user"], interaction["item"], interaction["neg_item"]
         scores = self.forward(torch.cat([user, user]), torch.cat([pos_item, neg_item]))
         pos_score, neg_score = scores.float().chunk(2)  # one pass for both halves of the triple
         loss = self.loss(pos_score, neg_score)
-        return loss + self.reg_loss(user, pos_item, neg_item) if regularised else loss
+        if not regularised:
+            return loss
+        return loss + self.rows_reg_loss(user, pos_item, neg_item) + (self.weights_reg_loss() if weights_reg else 0.0)
 
     def embedding_parameters(self) -> list[nn.Parameter]:
         return [self.user_embedding.weight, self.item_embedding.weight]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,12 @@ import pandas as pd
 from .metrics import check_finite, rank_among_negatives, sampled_metrics
 
 ScorePairs = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (users (P,), items (P,)) → scores (P,)
+
+
+class SampledRanks(NamedTuple):
+    ranks: np.ndarray  # (R,) 0-based rank of each held-out item among its negatives, ties counted against it
+    n_negatives: np.ndarray  # (R,) real negatives per row
+    tied: np.ndarray  # (R,) bool: the held-out item's score equals some negative's (the tie rule decided its rank)
 
 
 def candidate_matrix(held_out: pd.DataFrame, negatives: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -36,13 +43,14 @@ def evaluate_sampled(
     score_pairs: ScorePairs, users: np.ndarray, items: np.ndarray, ks: list[int], label: str = "model"
 ) -> dict[str, float]:
     """Score every (user, candidate) pair, rank the held-out item (column 0), average the metrics."""
-    return sampled_metrics(*rank_sampled(score_pairs, users, items, label), ks)
+    ranked = rank_sampled(score_pairs, users, items, label)
+    return sampled_metrics(ranked.ranks, ranked.n_negatives, ks)
 
 
 def rank_sampled(
     score_pairs: ScorePairs, users: np.ndarray, items: np.ndarray, label: str = "model"
-) -> tuple[np.ndarray, np.ndarray]:
-    """(R,) 0-based ranks of each held-out item (column 0) among its negatives, and (R,) negatives per row.
+) -> SampledRanks:
+    """0-based ranks of each held-out item (column 0) among its negatives, negatives per row, and which rows tied.
 
     A NaN or infinite score stops with :class:`NonFiniteScoresError` naming ``label``: NaN compares
     False with everything, so it would otherwise rank the held-out item first and earn perfect metrics.
@@ -53,4 +61,5 @@ def rank_sampled(
     check_finite(scored, label)
     scores = np.full(items.shape, -np.inf, dtype=np.float32)
     scores[real] = scored
-    return rank_among_negatives(scores[:, 0], scores[:, 1:]), real[:, 1:].sum(axis=1)
+    return SampledRanks(rank_among_negatives(scores[:, 0], scores[:, 1:]), real[:, 1:].sum(axis=1),
+                        (scores[:, 1:] == scores[:, :1]).any(axis=1))

@@ -2,7 +2,10 @@
 
     python -m convncf_kedro.serving.onnx_scoring --model data/06_models/convncf.onnx \\
         --user-map data/03_primary/user_map.parquet --item-map data/03_primary/item_map.parquet \\
-        --seen data/05_model_input/train_matrix.npz --k 10 --out recommendations.parquet [--cluster local:2]
+        --seen data/05_model_input/known_interactions.npz --k 10 --out recommendations.parquet [--cluster local:2]
+
+``known_interactions.npz`` (written by the `matrix` stage) holds train, validation and test interactions: what
+`kedro run --pipeline score` excludes too, so neither recommends an item the user already has.
 
 The same engine as `kedro run --pipeline score` (:mod:`convncf_kedro.serving.engine`): in this process by
 default, on Dask workers with ``--cluster``.
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 import numpy as np
 import pandas as pd
@@ -46,10 +50,17 @@ def recommend(
     check_seen(seen, user_map, item_map, "seen")
     if unknown_users not in ("skip", "popular"):
         raise ValueError(f"unknown_users must be 'skip' or 'popular', not '{unknown_users}'")
+    if settings.k < 1:
+        raise ValueError(f"k must be at least 1, not {settings.k}")
     index_of = pd.Series(user_map["index"].to_numpy(), index=user_map["raw_id"].astype(str))
     requested = pd.Series(list(map(str, raw_user_ids)) if raw_user_ids is not None else index_of.index)
+    if requested.empty:
+        raise ValueError("the list of users to score is empty")
     known = requested.isin(index_of.index).to_numpy()
     unknown = requested[~known].drop_duplicates().tolist()
+    if not known.any() and unknown_users == "skip":
+        raise ValueError(f"none of the {len(unknown)} users to score is known to the model (first: {unknown[0]!r}); "
+                         "check the ids, or give them the most popular items with unknown users 'popular'")
     users = np.unique(index_of.loc[requested[known]].to_numpy()).astype(np.int64)
     raw_item = item_map.sort_values("index")["raw_id"].astype(str).to_numpy()
     raw_user = user_map.sort_values("index")["raw_id"].astype(str).to_numpy()
@@ -91,19 +102,27 @@ def main(argv: list[str] | None = None) -> None:
                         "address tcp://host:8786 (needs dask distributed); default: this process")
     parser.add_argument("--out", required=True, help="output parquet")
     args = parser.parse_args(argv)
+    if args.k < 1:
+        parser.exit(2, f"{parser.prog}: error: --k must be at least 1, not {args.k}\n")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     users = None
     if args.users:
         with open(args.users, encoding="utf-8") as fh:
             users = [line.strip() for line in fh if line.strip()]
+        if not users:
+            parser.exit(2, f"{parser.prog}: error: --users {args.users} lists no user id\n")
     with open(args.model, "rb") as fh:
         graph = fh.read()
     create_session(graph, args.device)  # a wrong file or signature stops here, named
     user_map, item_map = pd.read_parquet(args.user_map), pd.read_parquet(args.item_map)
     seen = sp.load_npz(args.seen).tocsr()
     check_seen(seen, user_map, item_map, args.seen)
-    partitions, report = recommend(graph, user_map, item_map, seen, RankSettings(args.k, device=args.device), users,
-                                   args.unknown_users, args.cluster)
+    try:
+        partitions, report = recommend(graph, user_map, item_map, seen, RankSettings(args.k, device=args.device),
+                                       users, args.unknown_users, args.cluster)
+    except ValueError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)  # noqa: T201 (the CLI's one-line error)
+        sys.exit(2)
     recommendations = pd.concat(partitions.values(), ignore_index=True)
     recommendations.to_parquet(args.out, index=False)
     logger.info("wrote %d recommendations for %d users to %s; %d unknown user ids", len(recommendations),

@@ -50,19 +50,30 @@ def optimisers_for(model: BPRRecommender, phase: PhaseParams) -> Optimisers:
 
 def train_step(
     model: BPRRecommender, optimisers: Optimisers, batch: dict[str, torch.Tensor], precision: str,
-    regularised: bool = True,
+    regularised: bool = True, chunk_triples: int | None = None,
 ) -> float:
-    """One BPR step on a batch of (user, item, neg_item) triples; returns the loss, raises if it is not finite."""
+    """One BPR step on a batch of (user, item, neg_item) triples; returns the loss, raises if it is not finite.
+
+    With ``chunk_triples`` the batch goes forward and backward that many triples at a time, the gradients adding
+    up to the whole batch's before the one optimiser step: the same step, with activations small enough to stay
+    in cache (ConvNCF's first layer writes 128 KiB a pair).
+    """
     optimizers, schedulers = optimisers
     device = batch["user"].device
-    with autocast(device, precision):
-        loss = model.calculate_loss(batch, regularised=regularised)
-    loss_value = loss.detach().item()
-    if not math.isfinite(loss_value):
-        raise TrainingDivergedError(f"loss is {loss_value}")
     for optimizer in optimizers:
         optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    n_triples = len(batch["user"])
+    step = chunk_triples or n_triples
+    loss_value = 0.0
+    for index, start in enumerate(range(0, n_triples, step)):
+        chunk = {name: ids[start:start + step] for name, ids in batch.items()}
+        with autocast(device, precision):
+            loss = model.calculate_loss(chunk, regularised=regularised, weights_reg=index == 0)
+        chunk_loss = loss.detach().item()
+        if not math.isfinite(chunk_loss):
+            raise TrainingDivergedError(f"loss is {chunk_loss}")
+        loss.backward()
+        loss_value += chunk_loss
     for optimizer, scheduler in zip(optimizers, schedulers, strict=True):
         optimizer.step()
         scheduler.step()
@@ -99,8 +110,10 @@ def fit(
     """Train ``model`` with BPR; yield a checkpoint dict after every epoch (see module docstring).
 
     ``valid_users`` (R,) and ``valid_items`` (R, 1 + N) hold each validation item and its negatives;
-    the best epoch by ``training.selection_metric`` is kept, and training stops after ``patience``
-    epochs without improvement. Epoch 0 (before any step) is evaluated and logged; with
+    validation runs every ``training.validate_every`` epochs (and at the last); the best checked epoch by
+    ``training.selection_metric`` is kept, and training stops after ``patience`` checks without improvement
+    once ``min_epochs`` are done, or at the cap of ``epochs``; the checkpoint's ``stopped`` says which.
+    Epoch 0 (before any step) is evaluated and logged; with
     ``training.select_start`` it competes too, so a model that starts as MF (the ``mf_identity`` and
     ``residual`` recipes, MF trained longer) is never selected below its start on validation.
     Validation scores in fp32 whatever ``training.precision`` trains in, so the selection never
@@ -123,8 +136,8 @@ def fit(
                                 strict=True):
             for item, state in zip(part, states, strict=True):
                 item.load_state_dict(state)
-        state = {k: resume_from[k] for k in ("epoch", "history", "best", "bad_epochs")}
-        state["finished"] = state["epoch"] >= training.epochs or state["bad_epochs"] >= training.patience
+        state = {k: resume_from[k] for k in ("epoch", "history", "best", "bad_checks")}
+        state["stopped"] = _stop_reason(state, training)  # under this run's budget: a raised cap continues
         logger.info("%s: resuming after epoch %d", name, state["epoch"])
     else:
         optimisers = optimisers_for(model, phases[phase_index])
@@ -136,8 +149,8 @@ def fit(
             "best": {"epoch": 0, "valid_metrics": metrics,
                      "metric": metrics[metric] if training.select_start else -math.inf,
                      "model": _selected(model, 0, metrics, training) if training.select_start else None},
-            "bad_epochs": 0,
-            "finished": False,
+            "bad_checks": 0,
+            "stopped": None,
         }
         logger.info("%s epoch 0 (untrained): valid %s", name, _metric_text(metrics, metric))
 
@@ -150,7 +163,7 @@ def fit(
             **state,
         })
 
-    if state["finished"]:
+    if state["stopped"]:
         yield checkpoint()
         return
     epoch_seconds: list[float] = []
@@ -174,7 +187,7 @@ def fit(
                 "neg_item": torch.from_numpy(negatives[start:end]).to(device),
             }
             try:
-                loss_sum += train_step(model, optimisers, batch, training.precision, regularised)
+                loss_sum += train_step(model, optimisers, batch, training.precision, regularised, training.chunk_triples)
             except TrainingDivergedError as exc:
                 raise TrainingDivergedError(
                     f"{name}: {exc} at epoch {epoch}, step {step}; the last good checkpoint (epoch "
@@ -191,33 +204,44 @@ def fit(
                 )
                 last_log = now
         train_seconds = time.perf_counter() - started
-        metrics = validate(epoch)
+        checked = epoch % training.validate_every == 0 or epoch == training.epochs
+        metrics = validate(epoch) if checked else {}
         seconds = time.perf_counter() - started
         epoch_seconds.append(seconds)
         state["epoch"] = epoch
+        if checked and metrics[metric] > state["best"]["metric"]:
+            state["best"] = {"epoch": epoch, "metric": metrics[metric], "valid_metrics": metrics,
+                             "model": _selected(model, epoch, metrics, training)}
+            state["bad_checks"] = 0
+        elif checked:
+            state["bad_checks"] += 1
+        state["stopped"] = _stop_reason(state, training)
         state["history"].append({
             "epoch": epoch, "phase": phase_index, "loss": loss_sum / n_triples, "seconds": seconds,
             "triples_per_second": n_triples / train_seconds, **metrics,
+            **({"stopped": state["stopped"]} if state["stopped"] else {}),
         })
-        if metrics[metric] > state["best"]["metric"]:
-            state["best"] = {"epoch": epoch, "metric": metrics[metric], "valid_metrics": metrics,
-                             "model": _selected(model, epoch, metrics, training)}
-            state["bad_epochs"] = 0
-        else:
-            state["bad_epochs"] += 1
-        stop = state["bad_epochs"] >= training.patience or epoch == training.epochs
-        state["finished"] = stop
         logger.info(
             "%s epoch %d/%d: loss %.4f, valid %s (best %.4f at epoch %d), %s triples/s, %.1f s, ETA %s",
-            name, epoch, training.epochs, loss_sum / n_triples, _metric_text(metrics, metric),
+            name, epoch, training.epochs, loss_sum / n_triples,
+            _metric_text(metrics, metric) if checked else "not checked this epoch",
             state["best"]["metric"], state["best"]["epoch"], f"{n_triples / train_seconds:,.0f}", seconds,
-            "done" if stop else _format_seconds(np.mean(epoch_seconds) * (training.epochs - epoch)),
+            "done" if state["stopped"] else _format_seconds(np.mean(epoch_seconds) * (training.epochs - epoch)),
         )
         yield checkpoint()
-        if stop:
-            if state["bad_epochs"] >= training.patience:
-                logger.info("%s: no improvement for %d epochs, stopped early", name, training.patience)
+        if state["stopped"]:
+            logger.info("%s: %s", name, state["stopped"])
             return
+
+
+def _stop_reason(state: dict[str, Any], training: TrainingParams) -> str | None:
+    """Why training ends after the state's epoch, or None while it goes on (one rule for runs and resumes)."""
+    if state["bad_checks"] >= training.patience and state["epoch"] >= training.min_epochs:
+        return (f"stopped early at epoch {state['epoch']}: no better validation {training.selection_metric} in "
+                f"{training.patience} checks (every {training.validate_every} epochs) since epoch {state['best']['epoch']}")
+    if state["epoch"] >= training.epochs:
+        return f"reached the cap of {training.epochs} epochs"
+    return None
 
 
 def _selected(model: BPRRecommender, epoch: int, metrics: dict[str, float], training: TrainingParams) -> dict:

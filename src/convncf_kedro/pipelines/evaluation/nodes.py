@@ -17,11 +17,17 @@ import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 import torch  # noqa: E402
 
-from convncf_kedro.errors import ParameterError  # noqa: E402
+from convncf_kedro import comparison  # noqa: E402
+from convncf_kedro.errors import (
+    ParameterError,  # noqa: E402
+    StaleModelError,  # noqa: E402
+)
+from convncf_kedro.interactions.lineage import check_same_run  # noqa: E402
 from convncf_kedro.interactions.prepare import positives_matrix  # noqa: E402
 from convncf_kedro.models import BPRRecommender, load_model, saved_info  # noqa: E402
+from convncf_kedro.models.baselines import load_baseline  # noqa: E402
 from convncf_kedro.models.scoring import block_scorer, pair_scorer  # noqa: E402
-from convncf_kedro.params import EvaluationParams, parse_params  # noqa: E402
+from convncf_kedro.params import BaselinesParams, EvaluationParams, parse_params  # noqa: E402
 from convncf_kedro.ranking.full import ScorePairs, hits_against, top_k_unseen  # noqa: E402
 from convncf_kedro.ranking.metrics import (  # noqa: E402
     full_ranking_metrics_per_user,
@@ -33,7 +39,7 @@ from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled, ra
 from convncf_kedro.serving.engine import RankSettings, rank_users, session_for  # noqa: E402
 from convncf_kedro.serving.onnx_export import check_exported_from  # noqa: E402
 from convncf_kedro.serving.session import onnx_pair_scorer  # noqa: E402
-from convncf_kedro.tracking import MetricHistory, history_metrics, value_metrics  # noqa: E402
+from convncf_kedro.tracking import MetricHistory, value_metrics  # noqa: E402
 from convncf_kedro.training import runtime  # noqa: E402
 from convncf_kedro.training.stage import check_trained_on  # noqa: E402
 
@@ -47,12 +53,15 @@ def evaluate_model(
     valid_negatives: pd.DataFrame,
     test: pd.DataFrame,
     test_negatives: pd.DataFrame,
+    ingestion_manifest: dict,
     params: dict,
 ) -> tuple[dict, pd.DataFrame]:
     """Test metrics of one trained model, scored by PyTorch (MF, and every member of the study), by the sampled
     protocol and by full ranking, in one precision: their means, and each user's (for paired comparisons)."""
     p = parse_params(EvaluationParams, params, "evaluation")
-    check_trained_on(saved_model, train_matrix, valid, "evaluation")
+    data = check_same_run(ingestion_manifest, "evaluation", train_matrix=train_matrix, valid=valid,
+                          valid_negatives=valid_negatives, test=test, test_negatives=test_negatives)
+    check_trained_on(saved_model, data, "evaluation")
     device = runtime.resolve_device(p.device)
     runtime.configure(p.threads, device)
     runtime.check_precision(p.precision, device)
@@ -81,12 +90,15 @@ def evaluate_exported(
     valid_negatives: pd.DataFrame,
     test: pd.DataFrame,
     test_negatives: pd.DataFrame,
+    ingestion_manifest: dict,
     params: dict,
 ) -> tuple[dict, pd.DataFrame]:
     """:func:`evaluate_model` for the exported ConvNCF: ranked by the scoring engine with the very graph users
     score with (ONNX Runtime, fp32), on ``evaluation.cluster`` like `score`."""
     p = parse_params(EvaluationParams, params, "evaluation")
-    check_trained_on(saved_model, train_matrix, valid, "evaluation")
+    data = check_same_run(ingestion_manifest, "evaluation", train_matrix=train_matrix, valid=valid,
+                          valid_negatives=valid_negatives, test=test, test_negatives=test_negatives)
+    check_trained_on(saved_model, data, "evaluation")
     check_exported_from(graph, saved_model)
     info = saved_info(saved_model)
     name = f"{info['model_class']} (epoch {info['epoch']}, ONNX)"
@@ -107,6 +119,64 @@ def evaluate_exported(
                      valid, test, test_negatives)
 
 
+def evaluate_baselines(
+    baseline_models: dict[str, Callable[[], dict]],
+    train_matrix: sp.csr_matrix,
+    valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame,
+    test: pd.DataFrame,
+    test_negatives: pd.DataFrame,
+    ingestion_manifest: dict,
+    params: dict,
+) -> tuple[dict[str, dict], dict[str, pd.DataFrame]]:
+    """:func:`evaluate_model` for every tuned baseline (one partition each): the same protocols, users, candidates,
+    tie rule and metrics; their chosen parameters and the users scored by the popularity floor ride along."""
+    p = parse_params(EvaluationParams, params, "evaluation")
+    data = check_same_run(ingestion_manifest, "evaluation", train_matrix=train_matrix, valid=valid,
+                          valid_negatives=valid_negatives, test=test, test_negatives=test_negatives)
+    metrics, per_user = {}, {}
+    for name, load in baseline_models.items():
+        saved = load()
+        if saved.get("data_fingerprint") != data:
+            raise StaleModelError(f"evaluation: the saved baseline {name} was trained on other data (data fingerprint "
+                                  f"{saved.get('data_fingerprint')}, this run's data is {data}). Re-run the training "
+                                  "stages (kedro run --pipeline train) before evaluation.")
+        model = load_baseline(saved)
+        info = {"model_class": name, "epoch": None, "selection_metric": saved["selection_metric"],
+                "valid_metrics": saved["valid_metrics"], "validated_in": "fp32", "trained_in": "fp32"}
+
+        def rank_full(users: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, model=model, name=name) -> np.ndarray:
+            top_items, _ = top_k_unseen(model.score_block, users, seen, max(p.ks), p.chunk_users, p.chunk_items,
+                                        p.log_every_seconds, label=f"{name} full ranking", ties_last=relevant)
+            return top_items
+
+        scored_by = {"precision": "fp32", "precision_check": None, "engine": "numpy/scipy", "params": model.params,
+                     "floor_users": model.floor_users, "trials": saved["trials"], "tuning_seconds": saved["tuning_seconds"]}
+        metrics[name], per_user[name] = _evaluate(info, name, model.score_pairs, rank_full, scored_by, p, train_matrix,
+                                                  valid, test, test_negatives)
+    return metrics, per_user
+
+
+def compare_models(
+    mf_metrics: dict, convncf_metrics: dict, mf_per_user: pd.DataFrame, convncf_per_user: pd.DataFrame,
+    baseline_metrics: dict[str, Callable[[], dict]], baseline_per_user: dict[str, Callable[[], pd.DataFrame]],
+    evaluation: dict, baselines: dict,
+) -> tuple[pd.DataFrame, str]:
+    """Every model with its interval and its paired difference from the best baseline on validation, and the
+    sentence that says which to deploy."""
+    p = parse_params(EvaluationParams, evaluation, "evaluation")
+    b = parse_params(BaselinesParams, baselines, "baselines")
+    names = [name for name in b.models if name in baseline_metrics]
+    test_metrics = {"MF": mf_metrics, "ConvNCF": convncf_metrics, **{n: baseline_metrics[n]() for n in names}}
+    per_user = {"MF": mf_per_user, "ConvNCF": convncf_per_user, **{n: baseline_per_user[n]() for n in names}}
+    table = comparison.model_table(test_metrics, per_user, names, b.selection_metric, p.ks, p.confidence,
+                                   p.bootstrap_resamples, p.seed)
+    protocol = "sampled" if "sampled" in p.protocols else "full"
+    sentence = comparison.recommendation(test_metrics, per_user, b.selection_metric, protocol, p.confidence,
+                                         p.bootstrap_resamples, p.seed)
+    return table, sentence
+
+
 def _evaluate(
     info: dict, name: str, score_pairs: ScorePairs, rank_full: Callable, scored_by: dict, p: EvaluationParams,
     train_matrix: sp.csr_matrix, valid: pd.DataFrame, test: pd.DataFrame, test_negatives: pd.DataFrame,
@@ -114,6 +184,7 @@ def _evaluate(
     test = _subset_users(test, p.max_users, p.seed)
     result: dict = {
         "model": info["model_class"], "recipe": info.get("recipe"), "best_epoch": info["epoch"],
+        "stopped": info.get("stopped"),
         "selection_metric": info["selection_metric"], "valid": info["valid_metrics"],
         "valid_precision": info["validated_in"], "trained_in": info["trained_in"], **scored_by,
     }
@@ -124,10 +195,10 @@ def _evaluate(
         if max(p.ks) > items.shape[1]:
             raise ParameterError("evaluation.ks", f"K={max(p.ks)} exceeds the {items.shape[1]} sampled candidates")
         started = time.perf_counter()
-        ranks, n_negatives = rank_sampled(score_pairs, users, items, label=f"{name} on the test split")
-        rows = sampled_metrics_per_user(ranks, n_negatives, p.ks)
+        ranked = rank_sampled(score_pairs, users, items, label=f"{name} on the test split")
+        rows = sampled_metrics_per_user(ranked.ranks, ranked.n_negatives, p.ks)
         per_user.append(pd.DataFrame({"protocol": "sampled", "user": users, **rows}))
-        result["sampled"] = {**mean_metrics(rows), "rows": len(users),
+        result["sampled"] = {**mean_metrics(rows), "rows": len(users), "tied_held_out": int(ranked.tied.sum()),
                              "seconds": round(time.perf_counter() - started, 2),
                              "candidates": _fingerprint(users, items)}
 
@@ -217,7 +288,8 @@ def markdown_table(table: pd.DataFrame) -> str:
 
 
 def write_report(
-    table: pd.DataFrame, mf_metrics: dict, convncf_metrics: dict, dataset_statistics: dict
+    table: pd.DataFrame, mf_metrics: dict, convncf_metrics: dict, dataset_statistics: dict, models: pd.DataFrame,
+    recommendation: str,
 ) -> str:
     """A Markdown page: does ConvNCF beat its MF pretraining, and by how much, on validation and test."""
     mf_metric, metric = mf_metrics["selection_metric"], convncf_metrics["selection_metric"]
@@ -234,6 +306,9 @@ def write_report(
         + (" Epoch 0 is ConvNCF's start: no training epoch improved on it on validation, so it was kept "
            "(for a recipe that starts as MF, that start ranks as MF does)." if convncf_metrics["best_epoch"] == 0 else ""),
         "",
+        *[f"{name} training {metrics['stopped']}." for name, metrics in (("MF", mf_metrics), ("ConvNCF", convncf_metrics))
+          if metrics.get("stopped")],
+        "",
         "## Test split",
         "",
         f"Test scores computed in {mf_metrics['precision']} (MF) and {convncf_metrics['precision']} (ConvNCF; "
@@ -244,23 +319,41 @@ def write_report(
         "",
         markdown_table(table.astype({"k": "Int64"})),  # read back from CSV, K is float beside AUC's empty K
         "",
+        "## Every model",
+        "",
+        "MF, ConvNCF and the simple baselines (each tuned on validation only, its parameters below), on the same "
+        "users and candidates. `vs_best_baseline`: the paired difference from the baseline that ranked best on "
+        "validation, with its interval; `tied_held_out`: test rows whose held-out item tied a negative (the tie "
+        "rule ranks it last among them: KNN scores are often exactly 0).",
+        "",
+        *_model_lines(models),
+        "",
         "## Data",
         "",
         f"{dataset_statistics['users']:,} users × {dataset_statistics['items']:,} items; interactions: "
         + ", ".join(f"{k} {v:,}" for k, v in dataset_statistics["interactions"].items())
         + f"; density {dataset_statistics['density']:.4%}.",
         "",
-        "Plots: `training_curves.png`, `metrics_at_k.png`; numbers: `test_metrics_*.json`, `metrics_table.csv`.",
+        "Plots: `training_curves.png`, `metrics_at_k.png`; numbers: `test_metrics_*.json`, `metrics_table.csv`, "
+        "`model_table.csv`.",
+        "",
+        recommendation,
     ]
     return "\n".join(lines) + "\n"
 
 
-def tracked_metrics(
-    mf_history: pd.DataFrame, convncf_history: pd.DataFrame, mf_metrics: dict, convncf_metrics: dict
-) -> MetricHistory:
-    """What the MLflow run records as metrics: both training curves by epoch and both models' test results."""
-    return (history_metrics("mf", mf_history) | history_metrics("convncf", convncf_history)
-            | value_metrics("mf/test", {p: mf_metrics[p] for p in ("sampled", "full") if p in mf_metrics})
+def _model_lines(models: pd.DataFrame) -> list[str]:
+    if models.empty:
+        return ["(no baselines were evaluated)"]
+    shown = models[models["metric"].isin(["ndcg@10", "hr@10"])].drop(columns="parameters")
+    chosen = models.drop_duplicates("model").query("parameters.notna() and parameters != ''", engine="python")
+    return [markdown_table(shown.astype({"tied_held_out": "Int64"})), "", "Chosen on validation: "
+            + "; ".join(f"{row.model} ({row.parameters})" for row in chosen.itertuples()) + "."]
+
+
+def tracked_metrics(mf_metrics: dict, convncf_metrics: dict) -> MetricHistory:
+    """What the MLflow run records as test metrics (the training stages record their curves)."""
+    return (value_metrics("mf/test", {p: mf_metrics[p] for p in ("sampled", "full") if p in mf_metrics})
             | value_metrics("convncf/test", {p: convncf_metrics[p] for p in ("sampled", "full") if p in convncf_metrics}))
 
 
@@ -278,7 +371,8 @@ def plot_training_curves(
         trained = history[history["epoch"] > 0]
         loss_ax.plot(trained["epoch"] + offset, trained["loss"], label=name)
         if column == metric:
-            metric_ax.plot(history["epoch"] + offset, history[column], marker=".", label=name)
+            checked = history.dropna(subset=[column])  # epochs between validation checks have no metric
+            metric_ax.plot(checked["epoch"] + offset, checked[column], marker=".", label=name)
     if mf_metric == metric:
         metric_ax.axhline(mf_metrics["valid"][metric], color="grey", linestyle="--", label="MF best")
     loss_ax.set(xlabel="epoch", ylabel="BPR loss per triple", title="training loss", yscale="log")

@@ -9,10 +9,10 @@ import time
 import numpy as np
 import onnx
 import pandas as pd
-import scipy.sparse as sp
 import torch
 
 import convncf_kedro
+from convncf_kedro.interactions.lineage import check_same_run
 from convncf_kedro.models import load_model, saved_info
 from convncf_kedro.params import ExportParams, parse_params
 from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled
@@ -25,12 +25,12 @@ logger = logging.getLogger(__name__)
 
 
 def export_convncf(
-    convncf_model: dict, user_map: pd.DataFrame, item_map: pd.DataFrame, train_matrix: sp.csr_matrix,
-    valid: pd.DataFrame, params: dict,
+    convncf_model: dict, user_map: pd.DataFrame, item_map: pd.DataFrame, ingestion_manifest: dict, params: dict,
 ) -> onnx.ModelProto:
     """The ONNX graph (user, item → score) with what a scorer must know in its metadata."""
     p = parse_params(ExportParams, params, "export")
-    check_trained_on(convncf_model, train_matrix, valid, "export")
+    data = check_same_run(ingestion_manifest, "export", user_map=user_map, item_map=item_map)
+    check_trained_on(convncf_model, data, "export")
     model = load_model(convncf_model)
     info = saved_info(convncf_model)
     metadata = {
@@ -61,12 +61,16 @@ def quantize_convncf(
 
 def validate_onnx(
     convncf_onnx: onnx.ModelProto, convncf_int8_onnx: onnx.ModelProto, convncf_model: dict, valid: pd.DataFrame,
-    valid_negatives: pd.DataFrame, test: pd.DataFrame, test_negatives: pd.DataFrame, params: dict,
+    valid_negatives: pd.DataFrame, test: pd.DataFrame, test_negatives: pd.DataFrame, ingestion_manifest: dict,
+    params: dict,
 ) -> dict:
     """ONNX Runtime's scores must equal PyTorch's on real (user, candidate) pairs, else the run fails; each
     low-precision variant is accepted only if it ranks the validation split like the fp32 graph (NDCG@10 and
     HR@10 equal to 3 decimals), and its speed is measured beside fp32's on the same pairs."""
     p = parse_params(ExportParams, params, "export")
+    data = check_same_run(ingestion_manifest, "export", valid=valid, valid_negatives=valid_negatives, test=test,
+                          test_negatives=test_negatives)
+    check_trained_on(convncf_model, data, "export")
     pair_users, pair_items = _pairs(test, test_negatives, p.validation_pairs)
     with torch.no_grad():
         expected = load_model(convncf_model)(torch.from_numpy(pair_users), torch.from_numpy(pair_items)).numpy()

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 export_convncf,
-                inputs=["convncf_model", "user_map", "item_map", "train_matrix", "valid", "params:export"],
+                inputs=["convncf_model", "user_map", "item_map", "ingestion_manifest", "params:export"],
                 outputs="convncf_onnx",
                 name="export_convncf_onnx",
             ),
@@ -23,7 +23,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 validate_onnx,
                 inputs=["convncf_onnx", "convncf_int8_onnx", "convncf_model", "valid", "valid_negatives", "test",
-                        "test_negatives", "params:export"],
+                        "test_negatives", "ingestion_manifest", "params:export"],
                 outputs="onnx_validation",
                 name="validate_onnx_against_pytorch",
             ),

@@ -8,7 +8,10 @@ import pandas as pd
 from convncf_kedro.datasets.raw_files import RawFile
 from convncf_kedro.errors import ParameterError
 from convncf_kedro.interactions import prepare, readers
+from convncf_kedro.interactions.lineage import seal_ingestion
 from convncf_kedro.params import IngestionParams, parse_params
+
+__all__ = ["clean_and_index", "parse_raw_files", "sample_evaluation_negatives", "seal_ingestion", "split_interactions"]
 
 _ROLES = {"delimited": ["log"], "recbole": ["log"], "ncf": ["train", "test", "negatives"], "lightgcn": ["train", "test"]}
 
@@ -63,11 +66,11 @@ def clean_and_index(
 
 
 def split_interactions(
-    interactions: pd.DataFrame, params: dict
+    interactions: pd.DataFrame, item_map: pd.DataFrame, params: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Leave-one-out split: latest interaction per user is test, second latest validation."""
     p = parse_params(IngestionParams, params, "ingestion")
-    return prepare.split_leave_one_out(interactions, p.min_interactions, p.untimed_holdout, p.seed)
+    return prepare.split_leave_one_out(interactions, p.min_interactions, p.untimed_holdout, p.seed, len(item_map))
 
 
 def sample_evaluation_negatives(

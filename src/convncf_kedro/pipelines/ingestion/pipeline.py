@@ -2,7 +2,13 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import clean_and_index, parse_raw_files, sample_evaluation_negatives, split_interactions
+from .nodes import (
+    clean_and_index,
+    parse_raw_files,
+    sample_evaluation_negatives,
+    seal_ingestion,
+    split_interactions,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -22,7 +28,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(
                 split_interactions,
-                inputs=["interactions", "params:ingestion"],
+                inputs=["interactions", "item_map", "params:ingestion"],
                 outputs=["train", "valid", "test", "split_report"],
                 name="split_leave_one_out",
             ),
@@ -31,6 +37,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["train", "valid", "test", "given_test_negatives", "user_map", "item_map", "params:ingestion"],
                 outputs=["valid_negatives", "test_negatives"],
                 name="sample_evaluation_negatives",
+            ),
+            Node(  # last: later stages trust only outputs this manifest records
+                seal_ingestion,
+                inputs=["user_map", "item_map", "train", "valid", "test", "valid_negatives", "test_negatives"],
+                outputs="ingestion_manifest",
+                name="seal_ingestion",
             ),
         ],
         tags=["ingestion"],

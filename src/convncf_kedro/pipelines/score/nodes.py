@@ -7,7 +7,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from convncf_kedro.errors import ParameterError
-from convncf_kedro.interactions.prepare import positives_matrix
+from convncf_kedro.interactions.lineage import check_same_run
 from convncf_kedro.params import ScoreParams, parse_params
 from convncf_kedro.serving.engine import RankSettings
 from convncf_kedro.serving.onnx_scoring import recommend
@@ -19,10 +19,9 @@ def score_users(
     onnx_validation: dict,
     user_map: pd.DataFrame,
     item_map: pd.DataFrame,
-    train_matrix: sp.csr_matrix,
-    valid: pd.DataFrame,
-    test: pd.DataFrame,
+    known_interactions: sp.csr_matrix,
     users_to_score: list[str] | None,
+    ingestion_manifest: dict,
     params: dict,
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Recommendations (raw ids) for every user or a given list, one parquet part per partition of users; no
@@ -30,9 +29,9 @@ def score_users(
     p = parse_params(ScoreParams, params, "score")
     if p.users == "list" and users_to_score is None:
         raise ParameterError("score.users", "is 'list', but the catalog's users_to_score file does not exist")
-    n_users, n_items = train_matrix.shape
-    seen = (train_matrix + positives_matrix([valid, test], n_users, n_items)).tocsr()
-    seen.data[:] = 1
+    check_same_run(ingestion_manifest, "score", user_map=user_map, item_map=item_map,
+                   known_interactions=known_interactions)
+    seen = known_interactions
     graph, precision = choose_graph(convncf_onnx, convncf_int8_onnx, onnx_validation, p.precision)
     settings = RankSettings(p.k, p.batch_pairs, p.chunk_users, p.chunk_items, p.device, p.threads, p.log_every_seconds)
     partitions, report = recommend(

@@ -11,8 +11,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 score_users,
                 inputs=[
-                    "convncf_onnx", "convncf_int8_onnx", "onnx_validation", "user_map", "item_map", "train_matrix", "valid", "test", "users_to_score",
-                    "params:score",
+                    "convncf_onnx", "convncf_int8_onnx", "onnx_validation", "user_map", "item_map",
+                    "known_interactions", "users_to_score", "ingestion_manifest", "params:score",
                 ],
                 outputs=["recommendations", "scoring_report"],
                 name="score_users_with_onnxruntime",

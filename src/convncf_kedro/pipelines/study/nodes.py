@@ -18,6 +18,7 @@ import pandas as pd  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from convncf_kedro.interactions.lineage import check_same_run  # noqa: E402
 from convncf_kedro.models import load_model  # noqa: E402
 from convncf_kedro.params import EvaluationParams, PretrainParams, StudyParams, parse_params  # noqa: E402
 from convncf_kedro.pipelines.convncf.nodes import train_convncf  # noqa: E402
@@ -40,46 +41,57 @@ def _with_training(params: dict, **training: object) -> dict:
     return {**params, "training": {**params["training"], **training}}
 
 
+def _member_budget(s: StudyParams, seed: int) -> dict:
+    """What every variant beyond MF shares: its seed, and the study's epoch cap and early-stopping schedule."""
+    return {"seed": seed, "epochs": s.extra_epochs, "validate_every": s.validate_every, "patience": s.patience,
+            "min_epochs": s.min_epochs}
+
+
 def train_mf_member(
     train_matrix: sp.csr_matrix, valid: pd.DataFrame, valid_negatives: pd.DataFrame, resume_checkpoint: dict | None,
-    pretrain: dict, *, seed: int,
+    ingestion_manifest: dict, pretrain: dict, *, seed: int,
 ) -> Iterator[tuple[dict, dict, pd.DataFrame]]:
     """MF-BPR pretraining as `train` runs it, with this member's seed."""
-    yield from train_mf(train_matrix, valid, valid_negatives, resume_checkpoint, _with_training(pretrain, seed=seed))
+    yield from train_mf(train_matrix, valid, valid_negatives, resume_checkpoint, ingestion_manifest,
+                        _with_training(pretrain, seed=seed))
 
 
 def train_mf_longer(
     train_matrix: sp.csr_matrix, valid: pd.DataFrame, valid_negatives: pd.DataFrame, mf_model: dict,
-    resume_checkpoint: dict | None, pretrain: dict, study: dict, *, seed: int,
+    resume_checkpoint: dict | None, ingestion_manifest: dict, pretrain: dict, study: dict, *, seed: int,
 ) -> Iterator[tuple[dict, dict, pd.DataFrame]]:
     """The control: MF continued from its best epoch for the epochs ConvNCF gets, embeddings only."""
     p = parse_params(PretrainParams, pretrain, "pretrain")
     s = parse_params(StudyParams, study, "study")
-    check_trained_on(mf_model, train_matrix, valid, "study")
+    data = check_same_run(ingestion_manifest, "study", train_matrix=train_matrix, valid=valid,
+                          valid_negatives=valid_negatives)
+    check_trained_on(mf_model, data, "study")
     model = load_model(mf_model)
     seed_everything(seed)
-    training = p.training.model_copy(update={"seed": seed, "epochs": s.extra_epochs})
+    training = p.training.model_copy(update=_member_budget(s, seed))
     yield from train_stage(f"MF trained longer (seed {seed})", model, train_matrix, valid, valid_negatives,
-                           resume_checkpoint, s.mf_longer.batch_size, s.mf_longer.phases, training, recipe=MF_LONGER)
+                           resume_checkpoint, s.mf_longer.batch_size, s.mf_longer.phases, training, data,
+                           recipe=MF_LONGER)
 
 
 def train_convncf_member(
     train_matrix: sp.csr_matrix, valid: pd.DataFrame, valid_negatives: pd.DataFrame, mf_model: dict,
-    resume_checkpoint: dict | None, convncf: dict, study: dict, *, seed: int, recipe: str,
+    resume_checkpoint: dict | None, ingestion_manifest: dict, convncf: dict, study: dict, *, seed: int, recipe: str,
 ) -> Iterator[tuple[dict, dict, pd.DataFrame]]:
     """ConvNCF as `train` trains it, with this member's recipe and seed, for the study's extra epochs."""
     s = parse_params(StudyParams, study, "study")
-    params = _with_training({**convncf, "recipe": recipe}, seed=seed, epochs=s.extra_epochs)
-    yield from train_convncf(train_matrix, valid, valid_negatives, mf_model, resume_checkpoint, params)
+    params = _with_training({**convncf, "recipe": recipe}, **_member_budget(s, seed))
+    yield from train_convncf(train_matrix, valid, valid_negatives, mf_model, resume_checkpoint, ingestion_manifest,
+                             params)
 
 
 def evaluate_member(
     saved_model: dict, train_matrix: sp.csr_matrix, valid: pd.DataFrame, valid_negatives: pd.DataFrame,
-    test: pd.DataFrame, test_negatives: pd.DataFrame, evaluation: dict, study: dict,
+    test: pd.DataFrame, test_negatives: pd.DataFrame, ingestion_manifest: dict, evaluation: dict, study: dict,
 ) -> tuple[dict, pd.DataFrame]:
     """`evaluation`'s test metrics by the study's protocols: every member on the same users and candidates."""
     s = parse_params(StudyParams, study, "study")
-    return evaluate_model(saved_model, train_matrix, valid, valid_negatives, test, test_negatives,
+    return evaluate_model(saved_model, train_matrix, valid, valid_negatives, test, test_negatives, ingestion_manifest,
                           {**evaluation, "protocols": s.protocols})
 
 
@@ -120,7 +132,7 @@ def compare_variants(
                             f"vs_{baseline}_high": compared["ci_high"], f"vs_{baseline}_verdict": compared["verdict"]}
                 rows.append(row)
     member_rows = [
-        {"seed": seed, "variant": variant, "best_epoch": metrics["best_epoch"],
+        {"seed": seed, "variant": variant, "best_epoch": metrics["best_epoch"], "stopped": metrics.get("stopped"),
          "valid": metrics["valid"][metrics["selection_metric"]], "selection_metric": metrics["selection_metric"],
          **{f"{protocol}.{metric}": metrics[protocol][metric] for protocol in s.protocols for metric in s.metrics}}
         for (seed, variant), metrics in test_metrics.items()
@@ -149,7 +161,9 @@ def write_study_report(
         f"# Does ConvNCF beat MF on {dataset_name}?",
         "",
         f"{len(s.seeds)} seeds ({', '.join(map(str, s.seeds))}); every variant starts from its seed's MF-BPR (best "
-        f"validation epoch) and trains {s.extra_epochs} more epochs, keeping its best validation epoch; "
+        f"validation epoch) and trains at most {s.extra_epochs} more epochs (validated every {s.validate_every}, "
+        f"stopping after {s.patience} checks without improvement, not before epoch {s.min_epochs}), keeping its "
+        "best validation epoch; "
         "`mf_longer` is MF continued for the same epochs (a control: a gain may come from extra embedding "
         "training, not from the convolutions). All scored in fp32 on the same test users and candidates. "
         "`vs_*`: the paired difference over users (seeds averaged per user) with its bootstrap interval; a "
@@ -173,6 +187,7 @@ def write_study_report(
     lines += ["## Verdicts", "", *[f"- {line}" for line in verdicts], "", "## Members", "",
               markdown_table(pd.DataFrame(members)), ""]
     summary = {"dataset": dataset_name, "seeds": s.seeds, "extra_epochs": s.extra_epochs,
+               "schedule": {"validate_every": s.validate_every, "patience": s.patience, "min_epochs": s.min_epochs},
                "statistics": dataset_statistics, "table": table.to_dict(orient="records"), "members": members,
                "kept_start": kept_start}
     return "\n".join(lines), summary

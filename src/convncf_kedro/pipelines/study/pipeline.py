@@ -23,7 +23,7 @@ from .nodes import (
     write_study_report,
 )
 
-SHARED = {"train_matrix", "valid", "valid_negatives", "test", "test_negatives"}
+SHARED = {"train_matrix", "valid", "valid_negatives", "test", "test_negatives", "ingestion_manifest"}
 SPLIT = ["train_matrix", "valid", "valid_negatives"]
 
 
@@ -48,19 +48,21 @@ def partial(func: Callable, *args: object, **kwargs: object) -> Callable:
 
 def _seed_pipeline(seed: int, recipes: Sequence[str]) -> Pipeline:
     trained = [
-        Node(partial(train_mf_member, seed=seed), [*SPLIT, f"{MF}_resume_checkpoint", "params:pretrain"],
+        Node(partial(train_mf_member, seed=seed), [*SPLIT, f"{MF}_resume_checkpoint", "ingestion_manifest", "params:pretrain"],
              [f"{MF}_checkpoint", f"{MF}_model", f"{MF}_history"], name="train_mf_bpr"),
         Node(partial(train_mf_longer, seed=seed),
-             [*SPLIT, f"{MF}_model", f"{MF_LONGER}_resume_checkpoint", "params:pretrain", "params:study"],
+             [*SPLIT, f"{MF}_model", f"{MF_LONGER}_resume_checkpoint", "ingestion_manifest", "params:pretrain",
+              "params:study"],
              [f"{MF_LONGER}_checkpoint", f"{MF_LONGER}_model", f"{MF_LONGER}_history"], name="train_mf_longer"),
         *[Node(partial(train_convncf_member, seed=seed, recipe=recipe),
-               [*SPLIT, f"{MF}_model", f"{recipe}_resume_checkpoint", "params:convncf", "params:study"],
+               [*SPLIT, f"{MF}_model", f"{recipe}_resume_checkpoint", "ingestion_manifest", "params:convncf",
+                "params:study"],
                [f"{recipe}_checkpoint", f"{recipe}_model", f"{recipe}_history"], name=f"train_convncf_{recipe}")
           for recipe in recipes],
     ]
     evaluated = [
-        Node(evaluate_member, [f"{variant}_model", *SPLIT, "test", "test_negatives", "params:evaluation",
-                               "params:study"],
+        Node(evaluate_member, [f"{variant}_model", *SPLIT, "test", "test_negatives", "ingestion_manifest",
+                               "params:evaluation", "params:study"],
              [f"test_metrics_{variant}", f"per_user_metrics_{variant}"], name=f"evaluate_{variant}")
         for variant in variants(recipes)
     ]

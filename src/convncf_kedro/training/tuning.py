@@ -1,0 +1,95 @@
+"""Tune the baselines on validation only: Optuna's seeded TPE sampler, the same number of trials for each model.
+
+A search space comes from ``parameters_baselines.yml``: per hyperparameter ``{low, high[, log]}`` (integers when
+both bounds are integers), ``{choices: [...]}`` or ``{value: v}`` (fixed). Each trial fits the model on the training
+matrix and scores the validation split's sampled candidates; the test split is never read here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
+
+from convncf_kedro.models import baselines
+from convncf_kedro.models.baselines import LinearScorer
+from convncf_kedro.ranking.sampled import evaluate_sampled
+
+logger = logging.getLogger(__name__)
+
+
+def fit(name: str, x: sp.csr_matrix, params: dict[str, Any], *, seed: int, threads: int,
+        memory_budget_bytes: int) -> LinearScorer:
+    """One baseline fitted on ``x`` with ``params``; users with no training interaction get TopPop's scores."""
+    with threadpool_limits(threads):
+        if name == "toppop":
+            model = baselines.toppop(x)
+        elif name == "itemknn":
+            model = baselines.itemknn(x, **params)
+        elif name == "userknn":
+            model = baselines.userknn(x, **params)
+        elif name == "rp3beta":
+            model = baselines.rp3beta(x, **params)
+        elif name == "ease":
+            model = baselines.ease(x, **params, memory_budget_bytes=memory_budget_bytes)
+        elif name == "ials":
+            model = baselines.ials(x, **params, seed=seed, threads=threads)
+        else:
+            raise ValueError(f"unknown baseline '{name}' (one of {', '.join(baselines.BASELINES)})")
+    return baselines.with_floor(model, x)
+
+
+def suggest(trial: optuna.Trial, space: dict[str, dict]) -> dict[str, Any]:
+    """One point of a search space (see the module docstring for its form)."""
+    point: dict[str, Any] = {}
+    for name, spec in space.items():
+        if spec.get("value") is not None:
+            point[name] = spec["value"]
+        elif spec.get("choices") is not None:
+            point[name] = trial.suggest_categorical(name, spec["choices"])
+        elif isinstance(spec["low"], int) and isinstance(spec["high"], int):
+            point[name] = trial.suggest_int(name, spec["low"], spec["high"], log=spec.get("log", False))
+        else:
+            point[name] = trial.suggest_float(name, spec["low"], spec["high"], log=spec.get("log", False))
+    return point
+
+
+def tunable(space: dict[str, dict]) -> bool:
+    return any(spec.get("value") is None for spec in space.values())
+
+
+def tune(
+    name: str, x: sp.csr_matrix, valid_users: np.ndarray, valid_items: np.ndarray, space: dict[str, dict],
+    trials: int, metric: str, seed: int, fit_model: Callable[[dict[str, Any]], LinearScorer],
+) -> tuple[LinearScorer, dict[str, float], pd.DataFrame]:
+    """The best model on validation ``metric`` after ``trials`` TPE trials (one when nothing is tunable), its
+    validation metrics, and every trial (parameters, metric, seconds)."""
+    k = int(metric.split("@")[1])
+    rows: list[dict[str, Any]] = []
+    best: dict[str, Any] = {"value": -np.inf}
+
+    def objective(trial: optuna.Trial) -> float:
+        started = time.perf_counter()
+        point = suggest(trial, space)
+        model = fit_model(point)
+        metrics = evaluate_sampled(model.score_pairs, valid_users, valid_items, [k], label=f"{name} trial {trial.number}")
+        rows.append({"model": name, "trial": trial.number, **{f"param.{p}": v for p, v in point.items()},
+                     f"valid_{metric}": metrics[metric], "seconds": round(time.perf_counter() - started, 2)})
+        if metrics[metric] > best["value"]:
+            best.update(value=metrics[metric], model=model, metrics=metrics)
+        logger.info("%s trial %d/%d: %s, valid %s %.4f (best %.4f), %.1f s", name, trial.number + 1, n_trials,
+                    point, metric, metrics[metric], best["value"], rows[-1]["seconds"])
+        return metrics[metric]
+
+    n_trials = trials if tunable(space) else 1
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=n_trials)
+    return best["model"], best["metrics"], pd.DataFrame(rows)

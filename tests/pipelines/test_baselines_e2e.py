@@ -1,0 +1,43 @@
+"""The baselines stage as a user runs it: tuned on validation only, refused at start when misconfigured."""
+
+import pandas as pd
+import pytest
+from kedro_project import slice_project
+
+from convncf_kedro.errors import ParameterError
+
+pytestmark = pytest.mark.e2e
+
+FEW_TRIALS = {"baselines": {"trials": 3}}
+
+
+def chosen(project) -> dict:
+    return {name: (load()["params"], load()["valid_metrics"]) for name, load in project.load("baseline_models").items()}
+
+
+def test_tuning_never_reads_the_test_split(tmp_path):
+    project = slice_project(tmp_path)
+    for pipeline in ("ingestion", "matrix", "baselines"):
+        project.run(pipeline, params=FEW_TRIALS)
+    before = chosen(project)
+    assert set(before) == {"toppop", "itemknn", "userknn", "rp3beta", "ease", "ials"}
+    test_file = project.root / "data/05_model_input/test.parquet"
+    test = pd.read_parquet(test_file)
+    poisoned = test.assign(item=test["item"].sample(frac=1, random_state=0).to_numpy())  # other held-out items
+    poisoned.to_parquet(test_file)
+    project.run("baselines", params=FEW_TRIALS)
+    assert chosen(project) == before  # same parameters, same validation metrics, whatever test holds
+    trials = project.load("baseline_trials")
+    assert trials.groupby("model").size().to_dict() == {"toppop": 1, "itemknn": 3, "userknn": 3, "rp3beta": 3,
+                                                        "ease": 3, "ials": 3}
+
+
+def test_an_unknown_baseline_or_a_model_too_large_stops_the_run_at_start(tmp_path):
+    project = slice_project(tmp_path)
+    with pytest.raises(ParameterError, match=r"'baselines': .*'itemknnn' is not a baseline \(did you mean 'itemknn'\?\)"):
+        project.run("ingestion", params={"baselines": {"models": ["itemknnn"]}})
+    project.run("ingestion")
+    project.run("matrix")
+    with pytest.raises(ParameterError, match=r"baselines.memory_budget_gib.*EASE\^R on 1,[0-9]{3} items needs"):
+        project.run("baselines", params={"baselines": {"memory_budget_gib": 0.001}})
+    assert not (project.root / "data/06_models/baselines").exists()  # nothing was fitted

@@ -1,0 +1,44 @@
+"""Which model to deploy: every model paired with the best baseline on validation, and the sentence that says so."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from convncf_kedro.comparison import model_table, recommendation
+
+USERS = np.arange(400)
+
+
+def results(valid_ndcg: float, test_ndcg: np.ndarray) -> tuple[dict, pd.DataFrame]:
+    metrics = {"valid": {"ndcg@10": valid_ndcg}, "sampled": {"ndcg@10": float(test_ndcg.mean()), "tied_held_out": 3}}
+    return metrics, pd.DataFrame({"protocol": "sampled", "user": USERS, "ndcg@10": test_ndcg, "hr@10": test_ndcg > 0.5})
+
+
+def models(ease_lead: float) -> tuple[dict, dict]:
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 1, len(USERS))
+    made = {"MF": results(0.41, base), "ConvNCF": results(0.40, base - 0.005),
+            "itemknn": results(0.39, base - 0.02), "ease": results(0.43, base + ease_lead)}
+    return {n: m for n, (m, _) in made.items()}, {n: f for n, (_, f) in made.items()}
+
+
+def test_every_model_is_paired_with_the_best_baseline_on_validation():
+    metrics, per_user = models(ease_lead=0.03)
+    table = model_table(metrics, per_user, ["itemknn", "ease"], "ndcg@10", [10], 0.95, 500, 0)
+    assert table.attrs["best_baseline"] == "ease"  # chosen on validation: 0.43 > 0.39
+    ndcg = table[table["metric"] == "ndcg@10"].set_index("model")
+    assert np.isnan(ndcg.loc["ease", "vs_best_baseline"])
+    assert ndcg.loc["MF", "vs_best_baseline"] == pytest.approx(-0.03) and ndcg.loc["MF", "verdict"] == "loss"
+    assert ndcg.loc["ConvNCF", "vs_best_baseline"] == pytest.approx(-0.035)
+    assert (ndcg["ci_low"] <= ndcg["mean"]).all() and (ndcg["mean"] <= ndcg["ci_high"]).all()
+    assert ndcg.loc["itemknn", "tied_held_out"] == 3
+
+
+@pytest.mark.parametrize(("lead", "says"), [(0.03, "a significant advantage: deploy it"),
+                                             (0.0, "not a significant difference"),
+                                             (-0.03, "significantly behind on test")])
+def test_the_recommendation_names_the_best_on_validation_and_whether_its_lead_holds_on_test(lead, says):
+    metrics, per_user = models(ease_lead=lead)
+    sentence = recommendation(metrics, per_user, "ndcg@10", "sampled", 0.95, 500, 0)
+    assert sentence.startswith("**Recommendation:** ease ranked best on validation ndcg@10 (0.4300, runner-up MF 0.4100)")
+    assert says in sentence and f"leads MF by {lead:+.4f}" in sentence
