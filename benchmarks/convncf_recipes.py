@@ -43,7 +43,7 @@ def run(epochs: int) -> dict:
     out = {
         "script": "benchmarks/convncf_recipes.py", "dataset": "ml-100k, leave-one-out by time, 99 sampled negatives",
         "epochs": epochs, "precision": "fp32",
-        "mf": {"epoch": mf["epoch"], "valid": mf["valid_metrics"], "curve_ndcg@10": project.load("mf_history")["ndcg@10"].round(5).tolist()},
+        "mf": {"epoch": mf.epoch, "valid": mf.valid_metrics, "curve_ndcg@10": project.load("mf_history")["ndcg@10"].round(5).tolist()},
         "recipes": {},
     }
     recipes = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_convncf.yml").read_text())["convncf"]["recipes"]
@@ -57,8 +57,8 @@ def run(epochs: int) -> dict:
         history, best = project.load("convncf_history"), saved_info(project.load("convncf_model"))
         out["recipes"][name] = {
             "params": recipe,
-            "best_epoch": best["epoch"],
-            "best_valid": best["valid_metrics"],
+            "best_epoch": best.epoch,
+            "best_valid": best.valid_metrics,
             "seconds": round(time.perf_counter() - started, 1),
             "curve_ndcg@10": history["ndcg@10"].round(5).tolist(),
             "curve_hr@10": history["hr@10"].round(5).tolist(),
@@ -67,7 +67,7 @@ def run(epochs: int) -> dict:
         out["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
         RESULTS.mkdir(exist_ok=True)
         path.write_text(json.dumps(out, indent=2) + "\n")
-        print(f"{name}: best valid ndcg@10 {best['valid_metrics']['ndcg@10']:.4f} at epoch {best['epoch']}")  # noqa: T201
+        print(f"{name}: best valid ndcg@10 {best.valid_metrics['ndcg@10']:.4f} at epoch {best.epoch}")  # noqa: T201
     plot(out)
     return out
 

@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _gemm import gemm_flops, machine  # noqa: E402
 from kedro_project import SHARED_DATASETS  # noqa: E402
 
+from convncf_kedro.exporting.onnx_export import export_onnx  # noqa: E402
+from convncf_kedro.exporting.quantize import quantize_int8  # noqa: E402
 from convncf_kedro.models import ConvNCF, ConvNCFConfig  # noqa: E402
 from convncf_kedro.serving.engine import RankSettings, rank_users  # noqa: E402
-from convncf_kedro.serving.onnx_export import export_onnx  # noqa: E402
-from convncf_kedro.serving.quantize import quantize_int8  # noqa: E402
 from convncf_kedro.serving.session import create_session, onnx_pair_scorer  # noqa: E402
 
 FLOP_PER_PAIR = 2 * 1_531_936

@@ -29,10 +29,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _gemm import gemm_limits, machine, native_bf16  # noqa: E402
 
+from convncf_kedro.exporting.onnx_export import export_onnx  # noqa: E402
 from convncf_kedro.models import ConvNCF, ConvNCFConfig  # noqa: E402
 from convncf_kedro.models.scoring import pair_scorer  # noqa: E402
 from convncf_kedro.ranking.full import top_k_unseen  # noqa: E402
-from convncf_kedro.serving.onnx_export import export_onnx  # noqa: E402
 from convncf_kedro.serving.session import create_session, onnx_block_scorer, onnx_pair_scorer  # noqa: E402
 from convncf_kedro.training import runtime  # noqa: E402
 

@@ -1,6 +1,7 @@
 """The model study on the shared datasets: `kedro run --pipeline study` per dataset, published as results.
 
 Run: python benchmarks/study.py [dataset ...] [--params "{study: {seeds: [2018, 2019]}}"] [--label=-x] [--replot]
+     python benchmarks/study.py <dataset> --label=-long --progress   (how far an unfinished study got)
 (default: ml-100k; --replot redraws the plots from the results files)
 Each dataset gets its own work project (benchmarks/.work/study-<dataset>, kept between runs). A member
 (variant, seed) whose checkpoint finished with the same parameters and data is not trained again, so an
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -53,6 +55,33 @@ def run(dataset: str, params: dict, label: str = "") -> dict:
     return out
 
 
+def progress(dataset: str, label: str = "") -> dict:
+    """Where each member of a study that has not finished stands: epochs trained, best validation epoch and metric
+    so far, why it stopped (if it did); written to results/study_<dataset><label>-progress.json."""
+    import pandas as pd
+
+    reporting = WORK / f"study-{dataset}{label}" / "data/08_reporting/study"
+    members = []
+    for path in sorted(reporting.glob("seed_*/*_history.csv")):
+        history = pd.read_csv(path)
+        metric = next(c for c in ("ndcg@10", "ndcg@20", "hr@10") if c in history)
+        checked = history.dropna(subset=[metric])
+        best = checked.loc[checked[metric].idxmax()]
+        stopped = history["stopped"].dropna().iloc[-1] if "stopped" in history and history["stopped"].notna().any() else None
+        members.append({"seed": int(path.parent.name.removeprefix("seed_")), "variant": path.stem.removesuffix("_history"),
+                        "epochs_trained": int(history["epoch"].max()), "best_epoch": int(best["epoch"]),
+                        f"best_valid_{metric}": round(float(best[metric]), 4),
+                        f"start_valid_{metric}": round(float(history.iloc[0][metric]), 4),
+                        "seconds": round(float(history["seconds"].sum()), 1), "stopped": stopped})
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
+                            text=True, check=False).stdout.strip()
+    out = {"script": "benchmarks/study.py --progress", "dataset_key": dataset, "label": label, "members": members,
+           "machine": machine(), "commit": commit, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "continue_with": "bash scripts/long_study.sh" if label == "-long" else f"python benchmarks/study.py {dataset}"}
+    (RESULTS / f"study_{dataset}{label}-progress.json").write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
 def replot(dataset: str, label: str = "") -> None:
     """Draw study_<dataset>.png again from its results file (the plot node on the saved table), not rerunning."""
     import pandas as pd
@@ -69,10 +98,14 @@ def main() -> None:
     parser.add_argument("--params", default="{}", help="YAML/JSON mapping of parameter overrides")
     parser.add_argument("--label", default="", help="suffix of the work folder and results files, written --label=-gpu-smoke")
     parser.add_argument("--replot", action="store_true", help="only redraw the plots from the results files")
+    parser.add_argument("--progress", action="store_true", help="only record how far an unfinished study got")
     args = parser.parse_args()
     for dataset in args.datasets:
         if args.replot:
             replot(dataset, args.label)
+            continue
+        if args.progress:
+            print(json.dumps(progress(dataset, args.label)["members"], indent=1))  # noqa: T201
             continue
         out = run(dataset, yaml.safe_load(args.params), args.label)
         print(f"{dataset}: {len(out['members'])} members, this run {out['seconds_this_run']:.0f} s")  # noqa: T201

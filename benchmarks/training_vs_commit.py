@@ -2,7 +2,8 @@
 
 Run: git worktree add /tmp/old REV && python benchmarks/training_vs_commit.py /tmp/old
 Alternates the two trees' own `benchmarks/training_throughput.py` step timings (fp32, batch 256, the paper
-tower, ml-100k triples), 3 times each, each in a fresh process; writes
+tower, ml-100k triples, each tree's shipped `chunk_triples` where it has one), 3 times each, each in a fresh
+process; writes
 benchmarks/results/training_vs_<rev>.json with every run and the medians.
 """
 
@@ -16,6 +17,9 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _gemm import machine  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
 PROBE = """
@@ -26,7 +30,8 @@ t.SHARED = pathlib.Path({shared!r}) / "datasets"
 from convncf_kedro.training import runtime
 import torch
 runtime.configure(None, torch.device("cpu"))
-rate = t.triples_per_second("fp32", 256)
+shipped = {{"chunk_triples": t.shipped_chunk_triples()}} if hasattr(t, "shipped_chunk_triples") else {{}}
+rate = t.triples_per_second("fp32", 256, **shipped)  # each tree's own shipped step
 print(statistics.median(rate) if isinstance(rate, list) else rate)
 """
 
@@ -49,7 +54,7 @@ def main(old_tree: str) -> dict:
         print(runs)  # noqa: T201
     result = {
         "benchmark": "training triples/s, fp32, batch 256, paper tower; each tree's own training_throughput.py",
-        "previous_commit": rev, "runs": runs,
+        "previous_commit": rev, "runs": runs, "machine": machine(), "threads": "torch default (one per core)",
         "median": {k: statistics.median(v) for k, v in runs.items()},
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }

@@ -20,10 +20,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from convncf_kedro.exporting.onnx_export import export_onnx
 from convncf_kedro.models import ConvNCF, ConvNCFConfig
 from convncf_kedro.params import PhaseParams
 from convncf_kedro.serving.engine import RankSettings, rank_users
-from convncf_kedro.serving.onnx_export import export_onnx
 from convncf_kedro.serving.session import CUDA, create_session, onnx_block_scorer
 from convncf_kedro.training.loop import optimisers_for, train_step
 

@@ -76,7 +76,7 @@ class KedroProject:
         """Write an override into conf/local (parameters deep-merge over conf/base, catalog entries replace)."""
         (self.root / "conf" / "local" / file_name).write_text(yaml.safe_dump(content))
 
-    def run(self, pipeline: str, params: dict | None = None) -> dict:
+    def run(self, pipeline: str, params: dict | None = None, nodes: list[str] | None = None) -> dict:
         from kedro.framework.session import KedroSession
         from kedro.framework.startup import bootstrap_project
 
@@ -88,7 +88,7 @@ class KedroProject:
         with contextlib.chdir(self.root), own_store, KedroSession.create(
             project_path=self.root, conf_source=str(self.root / "conf"), runtime_params=params or {}
         ) as session:
-            return session.run(pipeline_names=[pipeline])
+            return session.run(pipeline_names=[pipeline], node_names=nodes)
 
     @property
     def tracking_uri(self) -> str:

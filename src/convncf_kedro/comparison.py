@@ -3,12 +3,16 @@ MF, ConvNCF and the rest compared pairwise with the baseline that ranked best on
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from convncf_kedro.params import BaselinesParams, EvaluationParams, StudyParams, parse_params
 from convncf_kedro.ranking.metrics import mean_interval, paired_difference
+
+MF, MF_LONGER = "mf", "mf_longer"  # the study's reference and its control
 
 
 def best_on_validation(valid: Mapping[str, float | None]) -> str | None:
@@ -73,3 +77,124 @@ def recommendation(
     return (f"**Recommendation:** {best} ranked best on validation {metric} ({valid[best]:.4f}, runner-up {second} "
             f"{valid[second]:.4f}); on test ({protocol} {metric}) it leads {second} by {compared['difference']:+.4f} "
             f"(interval {compared['ci_low']:+.4f} to {compared['ci_high']:+.4f}): {verdict[compared['verdict']]}.")
+
+
+Member = tuple[int, str]  # (seed, variant)
+
+
+
+def variants(recipes: Sequence[str]) -> list[str]:
+    """The study's variants in report order: the two baselines, then the ConvNCF recipes."""
+    return [MF, MF_LONGER, *recipes]
+
+
+
+BEST_BASELINE = "best_baseline"  # the column prefix of each row's difference from the best baseline on validation
+
+
+
+def compare_variants(
+    members: Sequence[Member], study: dict, evaluation: dict, baselines: dict, baseline_metrics: dict,
+    baseline_per_user: dict, *results: dict | pd.DataFrame,
+) -> tuple[pd.DataFrame, list[dict], str]:
+    """Per protocol and metric, each variant's mean over users (seeds averaged per user) with a bootstrap
+    interval, and its paired difference from MF, from MF trained longer and from the baseline that ranked best on
+    validation; each tuned baseline (one fit) with its own interval and its difference from MF.
+
+    ``results`` holds each member's ``(test_metrics, per_user_metrics)`` in the order of ``members``; the baselines'
+    come as partitions. Returns the table, one row per member (its best epoch, validation and test means) and the
+    sentence to act on.
+    """
+    s = parse_params(StudyParams, study, "study")
+    e = parse_params(EvaluationParams, evaluation, "evaluation")
+    b = parse_params(BaselinesParams, baselines, "baselines")
+    test_metrics = dict(zip(members, results[0::2], strict=True))
+    per_user = dict(zip(members, results[1::2], strict=True))
+    names = [variant for variant in variants(s.recipes) if any(v == variant for _, v in members)]
+    fitted = [name for name in b.models if name in baseline_metrics]
+    fitted_metrics = {name: baseline_metrics[name]() for name in fitted}
+    fitted_per_user = {name: baseline_per_user[name]() for name in fitted}
+    best = best_on_validation({name: fitted_metrics[name]["valid"].get(b.selection_metric) for name in fitted})
+    seeds = sorted({seed for seed, _ in members})
+    rows, sentence = [], ""
+    for protocol in s.protocols:
+        frames = {member: frame[frame["protocol"] == protocol] for member, frame in per_user.items()}
+        _check_pairing(protocol, test_metrics, frames)
+        (reference, first), *_ = frames.items()
+        for name in fitted:
+            scored = fitted_per_user[name]
+            if (fitted_metrics[name].get(protocol, {}).get("candidates") != test_metrics[reference][protocol]["candidates"]
+                    or not np.array_equal(scored.loc[scored["protocol"] == protocol, "user"], first["user"])):
+                raise ValueError(f"study: the baseline {name} was evaluated on other {protocol} users or candidates "
+                                 "than the members; re-run the study")
+        for metric in s.metrics:
+            # users × seeds per variant, then each user's mean over seeds; a baseline is one fit
+            by_seed = {v: np.stack([frames[(seed, v)][metric].to_numpy() for seed in seeds], axis=1) for v in names}
+            by_seed |= {name: frame.loc[frame["protocol"] == protocol, metric].to_numpy()[:, None]
+                        for name, frame in fitted_per_user.items()}
+            values = {v: column.mean(axis=1) for v, column in by_seed.items()}
+            references = [MF, MF_LONGER] + ([BEST_BASELINE] if best else [])
+            for variant in [*names, *fitted]:
+                low, high = mean_interval(values[variant], e.confidence, e.bootstrap_resamples, e.seed)
+                row = {"protocol": protocol, "metric": metric, "variant": variant, "seeds": by_seed[variant].shape[1],
+                       "mean": float(values[variant].mean()), "ci_low": low, "ci_high": high,
+                       "seed_sd": float(by_seed[variant].mean(axis=0).std(ddof=1)) if by_seed[variant].shape[1] > 1
+                       else 0.0}
+                for reference in references:
+                    against = best if reference == BEST_BASELINE else reference
+                    # MF is the reference; MF trained longer and the baselines are compared with MF
+                    if variant in (MF, against) or (reference == MF_LONGER and variant in fitted):
+                        continue
+                    compared = paired_difference(values[variant], values[against], e.confidence,
+                                                 e.bootstrap_resamples, e.seed)
+                    row |= {f"vs_{reference}": compared["difference"], f"vs_{reference}_low": compared["ci_low"],
+                            f"vs_{reference}_high": compared["ci_high"], f"vs_{reference}_verdict": compared["verdict"]}
+                rows.append(row)
+            if not sentence:  # the study's first protocol and metric decide what to deploy
+                sentence = _study_recommendation(names, fitted, test_metrics, fitted_metrics, values, protocol,
+                                                 metric, b.selection_metric, e)
+    member_rows = [
+        {"seed": seed, "variant": variant, "best_epoch": metrics["best_epoch"], "stopped": metrics.get("stopped"),
+         "valid": metrics["valid"][metrics["selection_metric"]], "selection_metric": metrics["selection_metric"],
+         **{f"{protocol}.{metric}": metrics[protocol][metric] for protocol in s.protocols for metric in s.metrics}}
+        for (seed, variant), metrics in test_metrics.items()
+    ]
+    return pd.DataFrame(rows), member_rows, sentence
+
+
+
+def _study_recommendation(
+    names: list[str], fitted: list[str], test_metrics: dict, fitted_metrics: dict, values: dict[str, np.ndarray],
+    protocol: str, metric: str, selection_metric: str, e: EvaluationParams,
+) -> str:
+    """comparison.recommendation over the study's variants (validation averaged over seeds) and baselines."""
+    valid = {variant: [m["valid"].get(selection_metric) for (_, v), m in test_metrics.items() if v == variant]
+             for variant in names}
+    summary = {variant: {"valid": {selection_metric: None if None in seen else float(np.mean(seen))}}
+               for variant, seen in valid.items()}
+    summary |= {name: {"valid": {selection_metric: fitted_metrics[name]["valid"].get(selection_metric)}}
+                for name in fitted}
+    frames = {name: pd.DataFrame({"protocol": protocol, metric: values[name]}) for name in summary}
+    if metric != selection_metric:
+        return f"(the recommendation compares {selection_metric}; the study's first metric is {metric})"
+    return recommendation(summary, frames, selection_metric, protocol, e.confidence, e.bootstrap_resamples, e.seed)
+
+
+
+def _check_pairing(protocol: str, test_metrics: dict[Member, dict], frames: dict[Member, pd.DataFrame]) -> None:
+    """Every member must have ranked the same users' same candidates, or a paired comparison means nothing."""
+    (first, reference), *others = frames.items()
+    for member, frame in others:
+        same_candidates = test_metrics[member][protocol]["candidates"] == test_metrics[first][protocol]["candidates"]
+        if not same_candidates or not np.array_equal(frame["user"].to_numpy(), reference["user"].to_numpy()):
+            raise ValueError(
+                f"study: {member[1]} (seed {member[0]}) was evaluated on other {protocol} users or candidates than "
+                f"{first[1]} (seed {first[0]}); re-run the study so every member reads the same split"
+            )
+
+
+
+def kept_starts(members: list[dict]) -> dict[str, int]:
+    """Per variant trained beyond MF, how many seeds selected its start (epoch 0): for ``mf_identity``,
+    ``residual`` and ``mf_longer`` that start is MF itself, so the variant ranks exactly as MF there."""
+    return dict(Counter(member["variant"] for member in members if member["variant"] != MF and member["best_epoch"] == 0))

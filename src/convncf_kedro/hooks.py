@@ -106,7 +106,9 @@ class StudyShapeHook:
     def after_context_created(self, context: Any) -> None:
         from kedro.framework.project import pipelines
 
-        from convncf_kedro import pipeline_registry  # imported here: `kedro --help` need not load torch
+        from convncf_kedro import (
+            pipeline_registry,  # imported here: `kedro --help` need not load torch
+        )
 
         if pipeline_registry.use_study_parameters(context.params.get("study")):
             pipelines.configure(pipeline_registry.__name__)

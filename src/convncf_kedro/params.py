@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -22,6 +22,9 @@ from pydantic import (
 )
 
 from convncf_kedro.errors import ParameterError
+
+if TYPE_CHECKING:
+    from convncf_kedro.serving.engine import RankSettings
 
 
 class _Group(BaseModel):
@@ -152,7 +155,27 @@ class ConvNCFParams(_Group):
 _CLUSTER = r"^(local:[1-9][0-9]*|local-cuda|(tcp|tls|ucx|inproc)://.+)$"  # a Dask cluster (serving/engine.py)
 
 
-class EvaluationParams(_Group):
+class RankingParams(_Group):
+    """How full rankings are computed wherever they run (evaluation's and score's): one definition of the fields both
+    groups share, and of the engine settings built from them."""
+
+    batch_pairs: int = Field(256, ge=1)  # pairs per forward pass / session.run
+    chunk_users: int = Field(16, ge=1)  # users × items scored per block: bounds memory
+    chunk_items: int = Field(2048, ge=1)
+    threads: int | None = Field(None, ge=1)  # torch / ONNX Runtime intra-op threads; None: their default
+    log_every_seconds: float = Field(30.0, gt=0)
+    cluster: str | None = Field(None, pattern=_CLUSTER)  # where ONNX Runtime's partitions run; None: this process
+    partition_users: int = Field(256, ge=1)  # users per partition (one task)
+
+    def rank_settings(self, k: int, device: str) -> RankSettings:
+        from convncf_kedro.serving.engine import RankSettings
+
+        return RankSettings(k=k, batch_pairs=self.batch_pairs, chunk_users=self.chunk_users,
+                            chunk_items=self.chunk_items, device=device, threads=self.threads,
+                            log_every_seconds=self.log_every_seconds)
+
+
+class EvaluationParams(RankingParams):
     ks: list[int] = Field(min_length=1)
     protocols: list[Literal["sampled", "full"]] = Field(min_length=1)
     max_users: int | None = Field(None, ge=1)
@@ -164,10 +187,6 @@ class EvaluationParams(_Group):
     batch_pairs: int = Field(ge=1)
     precision: Literal["fp32", "bf16"] = "fp32"
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
-    threads: int | None = Field(None, ge=1)
-    log_every_seconds: float = Field(30.0, gt=0)
-    cluster: str | None = Field(None, pattern=_CLUSTER)  # where ConvNCF's full ranking runs (as score.cluster)
-    partition_users: int = Field(256, ge=1)
 
     @field_validator("ks")
     @classmethod
@@ -186,19 +205,12 @@ class ExportParams(_Group):
     dataset_name: str
 
 
-class ScoreParams(_Group):
+class ScoreParams(RankingParams):
     k: int = Field(ge=1)
-    cluster: str | None = Field(None, pattern=_CLUSTER)  # None: this process
-    partition_users: int = Field(256, ge=1)
     precision: Literal["auto", "fp32", "int8"] = "auto"
     users: Literal["all", "list"] = "all"
     unknown_users: Literal["skip", "popular"] = "skip"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int | None = Field(None, ge=1)
-    batch_pairs: int = Field(256, ge=1)
-    chunk_users: int = Field(16, ge=1)
-    chunk_items: int = Field(2048, ge=1)
-    log_every_seconds: float = Field(30.0, gt=0)
 
 
 class ControlParams(_Group):

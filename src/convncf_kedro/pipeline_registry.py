@@ -62,6 +62,7 @@ def _study_shape() -> tuple[list[int], list[str]]:
 def register_pipelines() -> dict[str, Pipeline]:
     pipelines = {name: module.create_pipeline() for name, module in STAGES.items()}
     pipelines["train"] = sum((pipelines[name] for name in TRAIN_STAGES), Pipeline([]))
-    pipelines["study"] = pipelines["ingestion"] + pipelines["matrix"] + study.create_pipeline(*_study_shape())
+    pipelines["study"] = (pipelines["ingestion"] + pipelines["matrix"] + pipelines["baselines"]
+                          + study.create_pipeline(*_study_shape()))
     pipelines["__default__"] = pipelines["train"]
     return pipelines

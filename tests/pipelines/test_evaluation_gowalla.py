@@ -12,7 +12,7 @@ def test_gowalla_full_ranking_for_a_subset_of_users(kedro_project):
         "convncf": {"channels": 4, "recipes": {"mf_identity": {"batch_size": 8192}},
                     "training": {"epochs": 1, "eval_batch_pairs": 65536}},
         "evaluation": {"max_users": 40, "chunk_users": 8, "chunk_items": 8192, "batch_pairs": 65536},
-        "baselines": {"models": ["toppop", "itemknn"], "trials": 1},  # EASE^R's 41k² would exceed the memory budget
+        "baselines": {"models": ["toppop"]},  # the floor, at Gowalla's size (EASE^R's 41k² would exceed the budget)
     }
     project.run("train", params=tiny)
     metrics = project.load("test_metrics_convncf")
@@ -24,5 +24,5 @@ def test_gowalla_full_ranking_for_a_subset_of_users(kedro_project):
     # several test items per user: a hit list's share of them never exceeds "any hit", nor does precision
     assert full["recall@20"] <= full["hr@20"] and full["precision@20"] <= full["hr@20"]
     assert full["hr@5"] <= full["hr@10"] <= full["hr@20"]
-    itemknn = project.load("baseline_test_metrics")["itemknn"]()
-    assert itemknn["full"]["users"] == 40 and 0 < itemknn["full"]["recall@20"] <= 1
+    toppop = project.load("baseline_test_metrics")["toppop"]()
+    assert toppop["full"]["users"] == 40 and 0 <= toppop["full"]["recall@20"] <= 1

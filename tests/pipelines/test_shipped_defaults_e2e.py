@@ -60,7 +60,7 @@ def test_each_recipe_trains_validates_exports_and_scores_at_the_shipped_sizes(pr
     saved = pretrained.load("convncf_model")
     model, info = load_model(saved), saved_info(saved)
     assert isinstance(model, ConvNCF) and model.config.embedding_size == 64 and model.config.channels == 32
-    assert len(model.conv_layers) == 6 and info["trained_in"] == info["validated_in"] == "fp32" and info["recipe"] == recipe
+    assert len(model.conv_layers) == 6 and info.trained_in == info.validated_in == "fp32" and info.recipe == recipe
     history = pretrained.load("convncf_history")
     assert history["epoch"].tolist() == [0, 1, 2] and history["phase"].tolist() == (
         [0, 0, 1] if recipe in ("authors", "residual") else [0, 0, 0])
@@ -121,7 +121,7 @@ def test_convncf_resumes_after_kill_9_to_the_uninterrupted_result(pretrained):
     fresh = recipe_params("authors", training={"epochs": 3, "validate_every": 2, "resume": False})
     pretrained.run("convncf", params=fresh)
     uninterrupted = pretrained.load("convncf_model")
-    assert saved_info(resumed)["epoch"] == saved_info(uninterrupted)["epoch"]
+    assert saved_info(resumed).epoch == saved_info(uninterrupted).epoch
     for (name, a), (_, b) in zip(load_model(resumed).state_dict().items(), load_model(uninterrupted).state_dict().items(),
                                  strict=True):
         assert torch.equal(a, b), name
@@ -138,3 +138,12 @@ def test_bf16_evaluation_of_mf_is_used_only_where_it_ranks_like_fp32(pretrained)
     convncf = pretrained.load("test_metrics_convncf")  # ranked by its exported fp32 graph
     assert convncf["precision"] == "fp32" and convncf["engine"].startswith("onnxruntime")
     assert "ConvNCF" in pretrained.load("evaluation_report")
+
+
+def test_a_convncf_run_alone_records_its_training_curve_in_mlflow(pretrained):
+    pretrained.run("convncf", params=recipe_params("mf_identity"))
+    run = pretrained.mlflow_runs()[0]
+    assert run.info.run_name == "convncf" and run.info.status == "FINISHED"
+    curve = pretrained.mlflow_client().get_metric_history(run.info.run_id, "tracked_metrics.convncf/valid/ndcg_at_10")
+    history = pretrained.load("convncf_history")
+    assert [(m.step, m.value) for m in curve] == list(zip(history["epoch"], history["ndcg@10"], strict=True))

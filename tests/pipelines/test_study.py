@@ -9,13 +9,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from test_shipped_defaults_e2e import slice_project
+from kedro_project import slice_project
 
 from convncf_kedro.pipelines.study.nodes import compare_variants, plot_study
 from convncf_kedro.ranking.metrics import mean_interval
 from convncf_kedro.training import loop
 
 STUDY = {"seeds": [7, 8], "extra_epochs": 1}
+NO_BASELINES = ({"models": [], "trials": 1, "memory_budget_gib": 1, "search": {}}, {}, {})
 EVALUATION = {"ks": [10], "protocols": ["sampled"], "chunk_users": 1, "chunk_items": 1, "batch_pairs": 1,
               "bootstrap_resamples": 2000, "confidence": 0.95, "seed": 0}
 STUDY_PARAMS = {"seeds": [1, 2], "recipes": ["authors"], "extra_epochs": 1, "protocols": ["sampled"],
@@ -38,7 +39,7 @@ def test_a_known_difference_gets_an_interval_around_it_with_seeds_averaged_per_u
         for variant, values in (("mf", mf[seed]), ("mf_longer", mf[seed]), ("authors", authors)):
             members.append((seed, variant))
             results.extend(member_results(users, values))
-    table, member_rows = compare_variants(members, STUDY_PARAMS, EVALUATION, *results)
+    table, member_rows, _ = compare_variants(members, STUDY_PARAMS, EVALUATION, *NO_BASELINES, *results)
 
     authors = table.set_index("variant").loc["authors"]
     averaged = (results[5]["ndcg@10"] + results[11]["ndcg@10"]) / 2 - (mf[1] + mf[2]) / 2  # per user, seeds averaged
@@ -60,14 +61,41 @@ def test_the_forest_plot_puts_each_comparison_on_its_own_variant_row():
         members.append((1, variant))
         results.extend(member_results(users, np.random.default_rng(len(members)).uniform(0, 1, users.size)))
     study = {**STUDY_PARAMS, "seeds": [1], "recipes": ["authors", "residual"]}
-    table, _ = compare_variants(members, study, EVALUATION, *results)
+    table, _, _ = compare_variants(members, study, EVALUATION, *NO_BASELINES, *results)
     (ax,) = plot_study(table).axes
     assert [t.get_text() for t in ax.get_yticklabels()] == ["mf_longer", "authors", "residual"]
     rows = {container.get_label(): [] for container in ax.containers}
     for container in ax.containers:
         rows[container.get_label()] += list(container.lines[0].get_ydata())
     # vs MF: mf_longer, authors, residual on rows 0-2; vs MF-longer: authors and residual on rows 1-2
-    assert sorted(y for ys in rows.values() for y in ys) == pytest.approx([-0.15, 0.85, 1.15, 1.85, 2.15])
+    assert sorted(y for ys in rows.values() for y in ys) == pytest.approx([-0.2, 0.8, 1.0, 1.8, 2.0])
+
+
+def test_baselines_get_their_own_rows_and_every_variant_its_difference_from_the_best_on_validation():
+    rng = np.random.default_rng(3)
+    users = np.arange(1000)
+    mf = rng.uniform(0, 1, users.size)
+    members, results = [], []
+    for variant, values in (("mf", mf), ("mf_longer", mf), ("authors", mf - 0.02)):
+        members.append((1, variant))
+        results.extend(member_results(users, values))
+    baseline_frames = {"ease": mf + 0.05, "itemknn": mf - 0.1}  # ease ranks best on validation too (below)
+    metrics = {name: (lambda name=name: {"valid": {"ndcg@10": {"ease": 0.6, "itemknn": 0.3}[name]},
+                                         "sampled": {"candidates": "same"}}) for name in baseline_frames}
+    per_user = {name: (lambda v=v: pd.DataFrame({"protocol": "sampled", "user": users, "ndcg@10": v}))
+                for name, v in baseline_frames.items()}
+    baselines = {"models": ["itemknn", "ease"], "trials": 1, "memory_budget_gib": 1,
+                 "search": {"itemknn": {"top_k": {"value": 5}, "shrink": {"value": 0}, "weighting": {"value": "none"}},
+                            "ease": {"l2": {"value": 10.0}}}}
+    table, _, sentence = compare_variants(members, {**STUDY_PARAMS, "seeds": [1]}, EVALUATION, baselines, metrics,
+                                          per_user, *results)
+    rows = table.set_index("variant")
+    assert list(rows.index) == ["mf", "mf_longer", "authors", "itemknn", "ease"]
+    assert rows.loc["authors", "vs_best_baseline"] == pytest.approx(-0.07) and rows.loc["authors", "vs_best_baseline_verdict"] == "loss"
+    assert rows.loc["ease", "vs_mf"] == pytest.approx(0.05) and np.isnan(rows.loc["ease", "vs_best_baseline"])
+    assert rows.loc["itemknn", "seeds"] == 1 and np.isnan(rows.loc["itemknn", "vs_mf_longer"])
+    assert sentence.startswith("**Recommendation:** ease ranked best on validation ndcg@10 (0.6000, runner-up mf")
+    assert "a significant advantage: deploy it" in sentence
 
 
 def test_a_noisy_difference_of_zero_is_no_significant_difference():
@@ -77,7 +105,7 @@ def test_a_noisy_difference_of_zero_is_no_significant_difference():
     for variant in ("mf", "mf_longer", "authors"):
         members.append((1, variant))
         results.extend(member_results(users, rng.uniform(0, 1, users.size)))
-    table, _ = compare_variants(members, {**STUDY_PARAMS, "seeds": [1]}, EVALUATION, *results)
+    table, _, _ = compare_variants(members, {**STUDY_PARAMS, "seeds": [1]}, EVALUATION, *NO_BASELINES, *results)
     authors = table.set_index("variant").loc["authors"]
     assert authors["vs_mf_low"] < 0 < authors["vs_mf_high"]
     assert authors["vs_mf_verdict"] == "no significant difference"
@@ -97,13 +125,13 @@ def test_members_ranked_on_other_users_or_candidates_are_not_compared(other):
     results = [*member_results(users, np.ones(50)), *member_results(users, np.ones(50))]
     results += member_results(users + 1, np.ones(50)) if other == "users" else member_results(users, np.ones(50), "other")
     with pytest.raises(ValueError, match="authors \\(seed 1\\) was evaluated on other sampled users or candidates"):
-        compare_variants(members, {**STUDY_PARAMS, "seeds": [1]}, EVALUATION, *results)
+        compare_variants(members, {**STUDY_PARAMS, "seeds": [1]}, EVALUATION, *NO_BASELINES, *results)
 
 
 @pytest.fixture(scope="module")
 def studied(tmp_path_factory):
     project = slice_project(tmp_path_factory.mktemp("study"))
-    params = {"pretrain": {"training": {"epochs": 5}}, "study": STUDY}
+    params = {"pretrain": {"training": {"epochs": 5}}, "study": STUDY, "baselines": {"trials": 2}}
     project.run("study", params=params)
     return project, params
 
@@ -113,13 +141,15 @@ def test_the_study_writes_a_report_with_intervals_for_every_variant_and_seed(stu
     project, _ = studied
     reporting = project.root / "data/08_reporting"
     table = pd.read_csv(reporting / "study_table.csv")
-    assert set(table["variant"]) == {"mf", "mf_longer", "authors", "residual", "mf_identity"}
-    assert set(table["metric"]) == {"ndcg@10", "hr@10"} and (table["seeds"] == 2).all()
-    convncf = table[~table["variant"].isin(["mf", "mf_longer"])]
+    baselines = {"toppop", "itemknn", "userknn", "rp3beta", "ease", "ials"}
+    assert set(table["variant"]) == {"mf", "mf_longer", "authors", "residual", "mf_identity"} | baselines
+    assert set(table["metric"]) == {"ndcg@10", "hr@10"} and (table["seeds"] == 2).sum() == 10
+    convncf = table[~table["variant"].isin(["mf", "mf_longer", *baselines])]
     assert convncf[["vs_mf_low", "vs_mf_high", "vs_mf_longer_low", "vs_mf_longer_high"]].notna().all().all()
     assert (table["ci_low"] <= table["mean"]).all() and (table["mean"] <= table["ci_high"]).all()
     report = (reporting / "study_report.md").read_text()
     assert "Does ConvNCF beat MF" in report and "## Verdicts" in report
+    assert report.rstrip().splitlines()[-1].startswith("**Recommendation:** ")
     summary = json.loads((reporting / "study_summary.json").read_text())
     assert summary["seeds"] == [7, 8] and len(summary["members"]) == 10
     kept = [m for m in summary["members"] if m["variant"] != "mf" and m["best_epoch"] == 0]

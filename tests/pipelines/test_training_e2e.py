@@ -43,9 +43,9 @@ def test_train_writes_both_models_and_their_histories(trained):
     history = catalog.load("convncf_history")
     assert history["epoch"].tolist() == [0, 1, 2]
     best = saved_info(catalog.load("convncf_model"))
-    assert best["selection_metric"] == "ndcg@20" and best["recipe"] == "mf_identity" and best["trained_in"] == "fp32"
-    assert best["valid_metrics"]["ndcg@20"] == history.loc[history["epoch"] == best["epoch"], "ndcg@20"].item()
-    mf_best = saved_info(catalog.load("mf_model"))["valid_metrics"]
+    assert best.selection_metric == "ndcg@20" and best.recipe == "mf_identity" and best.trained_in == "fp32"
+    assert best.valid_metrics["ndcg@20"] == history.loc[history["epoch"] == best.epoch, "ndcg@20"].item()
+    mf_best = saved_info(catalog.load("mf_model")).valid_metrics
     assert catalog.load("mf_history")["loss"].iloc[1:].notna().all() and mf_best["ndcg@10"] > 0.1
 
 
@@ -160,7 +160,7 @@ def test_resume_after_kill_9_matches_an_uninterrupted_run(kedro_project):
     fresh = {"pretrain": {**params["pretrain"], "training": {**params["pretrain"]["training"], "resume": False}}}
     project.run("pretrain", params=fresh)
     uninterrupted = project.load("mf_model")
-    assert saved_info(resumed)["epoch"] == saved_info(uninterrupted)["epoch"]
+    assert saved_info(resumed).epoch == saved_info(uninterrupted).epoch
     assert_same_weights(resumed, uninterrupted)
     pd.testing.assert_series_equal(resumed_history["ndcg@10"], project.load("mf_history")["ndcg@10"])
 

@@ -9,19 +9,18 @@ import pytest
 import scipy.sparse as sp
 import torch
 from distributed import Client, LocalCluster
-from kedro_project import SHARED_DATASETS
 
+from convncf_kedro.exporting.onnx_export import export_onnx
 from convncf_kedro.models import ConvNCF, ConvNCFConfig
 from convncf_kedro.serving.engine import RankSettings, partitions_of, rank_users
-from convncf_kedro.serving.onnx_export import export_onnx
 
 SETTINGS = RankSettings(k=10, batch_pairs=256, chunk_users=8, chunk_items=2048, device="cpu", log_every_seconds=60)
 USERS = np.arange(0, 943, 10)  # 95 real users, in partitions of 8 (12 tasks)
 
 
 @pytest.fixture(scope="module")
-def seen() -> sp.csr_matrix:
-    log = np.loadtxt(SHARED_DATASETS / "ml-100k/u.data", dtype=np.int64, usecols=(0, 1))
+def seen(shared_datasets) -> sp.csr_matrix:
+    log = np.loadtxt(shared_datasets / "ml-100k/u.data", dtype=np.int64, usecols=(0, 1))
     return sp.csr_matrix((np.ones(len(log), np.float32), (log[:, 0] - 1, log[:, 1] - 1)), shape=(943, 1682))
 
 

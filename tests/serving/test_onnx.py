@@ -8,11 +8,12 @@ import scipy.sparse as sp
 import torch
 
 from convncf_kedro.datasets import OnnxModelDataset
+from convncf_kedro.exporting.onnx_export import export_onnx
 from convncf_kedro.models import ConvNCF, ConvNCFConfig
 from convncf_kedro.ranking.full import top_k_unseen
 from convncf_kedro.serving.engine import RankSettings
-from convncf_kedro.serving.onnx_export import export_onnx
-from convncf_kedro.serving.onnx_scoring import main, recommend
+from convncf_kedro.serving.onnx_scoring import main
+from convncf_kedro.serving.recommend import recommend
 from convncf_kedro.serving.session import (
     ModelMismatchError,
     create_session,

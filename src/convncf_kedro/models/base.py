@@ -138,7 +138,11 @@ class BPRRecommender(nn.Module):
 
     # --- saved form ----------------------------------------------------------------------------
     def saved(self, **extra: Any) -> dict[str, Any]:
-        """A plain dict (tensors, numbers, strings) that ``load_model`` rebuilds; ``extra`` rides along."""
+        """A plain dict (tensors, numbers, strings) that ``load_model`` rebuilds; ``extra`` (fields of
+        :class:`ModelInfo`) rides along."""
+        unknown = set(extra) - EXTRA_FIELDS
+        if unknown:
+            raise TypeError(f"{sorted(unknown)} are not fields of ModelInfo ({sorted(EXTRA_FIELDS)})")
         state = {name: tensor.detach().cpu().clone() for name, tensor in self.state_dict().items()}
         return {"format": SAVED_FORMAT, "model_class": type(self).__name__, "config": self._config_dict(),
                 "state_dict": state, **extra}
@@ -187,7 +191,27 @@ def load_model(saved: dict[str, Any]) -> BPRRecommender:
     return model.eval()
 
 
-def saved_info(saved: dict[str, Any]) -> dict[str, Any]:
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What a saved model says about itself beyond its weights: written by training (``saved(**extra)`` accepts
+    these fields only), read by every later stage through :func:`saved_info`."""
+
+    model_class: str
+    config: dict[str, Any]
+    epoch: int | None = None  # the selected epoch (0: the untrained start)
+    valid_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    selection_metric: str | None = None
+    trained_in: str | None = None  # precision of the training steps
+    validated_in: str | None = None  # precision of validation (always fp32)
+    data_fingerprint: str | None = None  # the ingestion run it was trained on (interactions.lineage)
+    stopped: str | None = None  # why training ended
+    recipe: str | None = None  # ConvNCF's recipe, or the study's variant
+
+
+EXTRA_FIELDS = {f.name for f in dataclasses.fields(ModelInfo)} - {"model_class", "config"}
+
+
+def saved_info(saved: dict[str, Any]) -> ModelInfo:
     """What a saved model says about itself beyond its weights: class, config and the ``extra`` it carries."""
     check_format(saved)
-    return {k: v for k, v in saved.items() if k != "state_dict"}
+    return ModelInfo(**{k: v for k, v in saved.items() if k not in ("state_dict", "format")})

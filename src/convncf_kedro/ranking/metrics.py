@@ -123,3 +123,9 @@ def paired_difference(
     low, high = mean_interval(difference, confidence, resamples, seed)
     verdict = "gain" if low > 0 else "loss" if high < 0 else "no significant difference"
     return {"difference": float(difference.mean()), "ci_low": low, "ci_high": high, "verdict": verdict}
+
+
+def ranks_alike(metrics: dict[str, float], reference: dict[str, float], names: tuple[str, ...] = ("ndcg@10",)) -> bool:
+    """The project's acceptance rule for a cheaper way to score (bf16, INT8, …): the same validation metrics as the
+    reference to 3 decimals."""
+    return all(round(metrics[name], 3) == round(reference[name], 3) for name in names)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from .full import ScorePairs
 from .metrics import check_finite, rank_among_negatives, sampled_metrics
-
-ScorePairs = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (users (P,), items (P,)) → scores (P,)
 
 
 class SampledRanks(NamedTuple):

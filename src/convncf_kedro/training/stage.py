@@ -13,8 +13,22 @@ import scipy.sparse as sp
 import torch
 
 from convncf_kedro.errors import StaleModelError
-from convncf_kedro.models import BPRRecommender, saved_info
-from convncf_kedro.params import PhaseParams, TrainingParams
+from convncf_kedro.interactions.lineage import check_same_run
+from convncf_kedro.models import (
+    MF,
+    BPRRecommender,
+    ConvNCF,
+    ConvNCFConfig,
+    MFConfig,
+    load_model,
+    saved_info,
+)
+from convncf_kedro.params import (
+    ConvNCFParams,
+    PhaseParams,
+    PretrainParams,
+    TrainingParams,
+)
 from convncf_kedro.ranking.sampled import candidate_matrix
 
 from . import runtime
@@ -86,10 +100,10 @@ def train_stage(
 def check_trained_on(saved_model: dict, data_fingerprint: str, stage: str) -> None:
     """Stop when a saved model was trained on other data than the ingestion run this run reads."""
     info = saved_info(saved_model)
-    expected = info.get("data_fingerprint")
+    expected = info.data_fingerprint
     if expected != data_fingerprint:
         raise StaleModelError(
-            f"{stage}: the saved {info.get('model_class')} model was trained on other data (data fingerprint "
+            f"{stage}: the saved {info.model_class} model was trained on other data (data fingerprint "
             f"{expected}, this run's data is {data_fingerprint}): the ingestion parameters or the raw data changed since. "
             f"Re-run the training stages (kedro run --pipeline train) before {stage}."
         )
@@ -98,3 +112,53 @@ def check_trained_on(saved_model: dict, data_fingerprint: str, stage: str) -> No
 def seed_everything(seed: int) -> None:
     """Model initialisation draws from torch's global generator: seed it so runs repeat."""
     torch.manual_seed(seed)
+
+
+def train_mf(
+    train_matrix: sp.csr_matrix,
+    valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame,
+    resume_checkpoint: dict | None,
+    ingestion_manifest: dict,
+    p: PretrainParams,
+) -> Iterator[tuple[dict, dict, pd.DataFrame]]:
+    """Train MF with BPR; after every epoch yield (checkpoint, best model so far, history)."""
+    data = check_same_run(ingestion_manifest, "pretrain", train_matrix=train_matrix, valid=valid,
+                          valid_negatives=valid_negatives)
+    seed_everything(p.training.seed)
+    n_users, n_items = train_matrix.shape
+    model = MF(MFConfig(n_users=n_users, n_items=n_items, embedding_size=p.embedding_size,
+                        reg_embedding=p.reg_embedding, init_std=p.init_std))
+    yield from train_stage(
+        "pretrain", model, train_matrix, valid, valid_negatives, resume_checkpoint, p.batch_size, p.phases, p.training,
+        data,
+    )
+
+
+def train_convncf(
+    train_matrix: sp.csr_matrix,
+    valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame,
+    mf_model: dict,
+    resume_checkpoint: dict | None,
+    ingestion_manifest: dict,
+    p: ConvNCFParams,
+) -> Iterator[tuple[dict, dict, pd.DataFrame]]:
+    """Train ConvNCF with BPR by ``p.recipe``; after every epoch yield (checkpoint, best model so far, history)."""
+    recipe = p.chosen
+    data = check_same_run(ingestion_manifest, "convncf", train_matrix=train_matrix, valid=valid,
+                          valid_negatives=valid_negatives)
+    check_trained_on(mf_model, data, "convncf")
+    mf = load_model(mf_model)
+    seed_everything(p.training.seed)
+    n_users, n_items = train_matrix.shape
+    model = ConvNCF(ConvNCFConfig(
+        n_users=n_users, n_items=n_items, embedding_size=mf.config.embedding_size, channels=p.channels,
+        kernel_sizes=tuple(p.kernel_sizes) if p.kernel_sizes else None, dropout=recipe.dropout,
+        reg_embedding=recipe.reg_embedding, reg_conv=recipe.reg_conv, reg_out=recipe.reg_out, residual=recipe.residual,
+    ))
+    model.start_from(mf, recipe.tower_init)
+    yield from train_stage(
+        f"convncf ({p.recipe})", model, train_matrix, valid, valid_negatives, resume_checkpoint, recipe.batch_size,
+        recipe.phases, p.training, data, recipe=p.recipe,
+    )

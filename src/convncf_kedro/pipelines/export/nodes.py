@@ -12,12 +12,13 @@ import pandas as pd
 import torch
 
 import convncf_kedro
+from convncf_kedro.exporting.onnx_export import export_onnx, largest_difference, model_digest
+from convncf_kedro.exporting.quantize import quantize_int8
 from convncf_kedro.interactions.lineage import check_same_run
 from convncf_kedro.models import load_model, saved_info
 from convncf_kedro.params import ExportParams, parse_params
+from convncf_kedro.ranking.metrics import ranks_alike
 from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled
-from convncf_kedro.serving.onnx_export import export_onnx, largest_difference, model_digest
-from convncf_kedro.serving.quantize import quantize_int8
 from convncf_kedro.serving.session import create_session, id_maps_hash, onnx_pair_scorer
 from convncf_kedro.training.stage import check_trained_on
 
@@ -34,14 +35,14 @@ def export_convncf(
     model = load_model(convncf_model)
     info = saved_info(convncf_model)
     metadata = {
-        "model_name": info["model_class"],
-        "recipe": info.get("recipe", ""),
+        "model_name": info.model_class,
+        "recipe": info.recipe or "",
         "model_version": convncf_kedro.__version__,
         "embedding_size": model.config.embedding_size,
         "n_users": model.config.n_users,
         "n_items": model.config.n_items,
         "training_dataset": p.dataset_name,
-        "best_epoch": info["epoch"],
+        "best_epoch": info.epoch,
         "opset": p.opset,
         "id_maps_sha256": id_maps_hash(user_map, item_map),
         "model_sha256": model_digest(convncf_model),
@@ -88,7 +89,7 @@ def validate_onnx(
                 for name, graph in (("fp32", convncf_onnx), ("int8", convncf_int8_onnx))}
     variants = {}
     for name in ("int8",):
-        same = all(round(measured[name][m], 3) == round(measured["fp32"][m], 3) for m in ("ndcg@10", "hr@10"))
+        same = ranks_alike(measured[name], measured["fp32"], ("ndcg@10", "hr@10"))
         if not same:
             logger.warning("the %s graph ranks validation unlike fp32 (NDCG@10 %.4f vs %.4f, HR@10 %.4f vs %.4f): "
                            "not used", name, measured[name]["ndcg@10"], measured["fp32"]["ndcg@10"],

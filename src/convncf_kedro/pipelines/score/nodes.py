@@ -9,8 +9,7 @@ import scipy.sparse as sp
 from convncf_kedro.errors import ParameterError
 from convncf_kedro.interactions.lineage import check_same_run
 from convncf_kedro.params import ScoreParams, parse_params
-from convncf_kedro.serving.engine import RankSettings
-from convncf_kedro.serving.onnx_scoring import recommend
+from convncf_kedro.serving.recommend import recommend
 
 
 def score_users(
@@ -33,7 +32,7 @@ def score_users(
                    known_interactions=known_interactions)
     seen = known_interactions
     graph, precision = choose_graph(convncf_onnx, convncf_int8_onnx, onnx_validation, p.precision)
-    settings = RankSettings(p.k, p.batch_pairs, p.chunk_users, p.chunk_items, p.device, p.threads, p.log_every_seconds)
+    settings = p.rank_settings(p.k, p.device)
     partitions, report = recommend(
         graph.SerializeToString(), user_map, item_map, seen, settings,
         users_to_score if p.users == "list" else None, p.unknown_users, p.cluster, p.partition_users,

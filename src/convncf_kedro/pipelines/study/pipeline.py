@@ -9,17 +9,17 @@ from collections.abc import Callable, Sequence
 
 from kedro.pipeline import Node, Pipeline
 
+from convncf_kedro.comparison import MF, MF_LONGER, variants
+
 from .nodes import (
-    MF,
-    MF_LONGER,
     compare_variants,
     evaluate_member,
+    evaluate_study_baselines,
     plot_study,
     study_tracked_metrics,
     train_convncf_member,
     train_mf_longer,
     train_mf_member,
-    variants,
     write_study_report,
 )
 
@@ -76,10 +76,16 @@ def create_pipeline(seeds: Sequence[int] = (), recipes: Sequence[str] = (), **kw
                for name in (f"study.seed_{seed}.test_metrics_{variant}", f"study.seed_{seed}.per_user_metrics_{variant}")]
     histories = [f"study.seed_{seed}.{variant}_history" for seed, variant in members]
     report = [
-        Node(partial(compare_variants, members), ["params:study", "params:evaluation", *results],
-             ["study_table", "study_members"], name="compare_variants", namespace="study"),
-        Node(write_study_report, ["study_table", "study_members", "params:export.dataset_name", "dataset_statistics",
-                                  "params:study"],
+        Node(evaluate_study_baselines, ["baseline_models", *SPLIT, "test", "test_negatives", "ingestion_manifest",
+                                        "params:evaluation", "params:study"],
+             ["study_baseline_test_metrics", "study_baseline_per_user_metrics"], name="evaluate_baselines",
+             namespace="study"),
+        Node(partial(compare_variants, members),
+             ["params:study", "params:evaluation", "params:baselines", "study_baseline_test_metrics",
+              "study_baseline_per_user_metrics", *results],
+             ["study_table", "study_members", "study_recommendation"], name="compare_variants", namespace="study"),
+        Node(write_study_report, ["study_table", "study_members", "study_recommendation", "params:export.dataset_name",
+                                  "dataset_statistics", "params:study"],
              ["study_report", "study_summary"], name="write_study_report", namespace="study"),
         Node(plot_study, "study_table", "study_plot", name="plot_study", namespace="study"),
         Node(partial(study_tracked_metrics, members), ["study_table", *histories], "study_tracked_metrics",

@@ -1,0 +1,258 @@
+"""Test-split ranking quality of any trained model — MF and ConvNCF (PyTorch or their exported graph) and the
+baselines — by the sampled and the full-ranking protocol, on the same users and candidates, with each user's metrics
+kept for paired comparisons. Used by the `evaluation` and `study` pipelines."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+import onnx
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from convncf_kedro.errors import ParameterError, StaleModelError
+from convncf_kedro.exporting.onnx_export import check_exported_from
+from convncf_kedro.interactions.lineage import check_same_run
+from convncf_kedro.interactions.prepare import positives_matrix
+from convncf_kedro.models import BPRRecommender, ModelInfo, load_model, saved_info
+from convncf_kedro.models.baselines import load_baseline
+from convncf_kedro.models.scoring import block_scorer, pair_scorer
+from convncf_kedro.params import EvaluationParams, parse_params
+from convncf_kedro.ranking.full import ScorePairs, hits_against, top_k_unseen
+from convncf_kedro.ranking.metrics import (
+    full_ranking_metrics_per_user,
+    mean_metrics,
+    paired_difference,
+    ranks_alike,
+    sampled_metrics_per_user,
+)
+from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled, rank_sampled
+from convncf_kedro.serving.engine import rank_users, session_for
+from convncf_kedro.serving.session import onnx_pair_scorer
+from convncf_kedro.training import runtime
+from convncf_kedro.training.stage import check_trained_on
+
+logger = logging.getLogger(__name__)
+
+
+def evaluate_model(
+    saved_model: dict,
+    train_matrix: sp.csr_matrix,
+    valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame,
+    test: pd.DataFrame,
+    test_negatives: pd.DataFrame,
+    ingestion_manifest: dict,
+    params: dict,
+) -> tuple[dict, pd.DataFrame]:
+    """Test metrics of one trained model, scored by PyTorch (MF, and every member of the study), by the sampled
+    protocol and by full ranking, in one precision: their means, and each user's (for paired comparisons)."""
+    p = parse_params(EvaluationParams, params, "evaluation")
+    data = check_same_run(ingestion_manifest, "evaluation", train_matrix=train_matrix, valid=valid,
+                          valid_negatives=valid_negatives, test=test, test_negatives=test_negatives)
+    check_trained_on(saved_model, data, "evaluation")
+    device = runtime.resolve_device(p.device)
+    runtime.configure(p.threads, device)
+    runtime.check_precision(p.precision, device)
+    model = load_model(saved_model).to(device)
+    info = saved_info(saved_model)
+    name = f"{info.model_class} (epoch {info.epoch})"
+    precision, precision_check = _checked_precision(model, device, p, valid, valid_negatives, name)
+
+    def rank_full(users: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix) -> np.ndarray:
+        top_items, _ = top_k_unseen(
+            block_scorer(model, device, precision, p.batch_pairs), users, seen, max(p.ks), p.chunk_users,
+            p.chunk_items, p.log_every_seconds, label=f"{name} full ranking", ties_last=relevant,
+        )
+        return top_items
+
+    scored_by = {"precision": precision, "precision_check": precision_check, "engine": "pytorch"}
+    return _evaluate(info, name, pair_scorer(model, device, precision, p.batch_pairs), rank_full, scored_by, p,
+                     train_matrix, valid, test, test_negatives)
+
+
+
+def evaluate_exported(
+    graph: onnx.ModelProto,
+    saved_model: dict,
+    train_matrix: sp.csr_matrix,
+    valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame,
+    test: pd.DataFrame,
+    test_negatives: pd.DataFrame,
+    ingestion_manifest: dict,
+    params: dict,
+) -> tuple[dict, pd.DataFrame]:
+    """:func:`evaluate_model` for the exported ConvNCF: ranked by the scoring engine with the very graph users
+    score with (ONNX Runtime, fp32), on ``evaluation.cluster`` like `score`."""
+    p = parse_params(EvaluationParams, params, "evaluation")
+    data = check_same_run(ingestion_manifest, "evaluation", train_matrix=train_matrix, valid=valid,
+                          valid_negatives=valid_negatives, test=test, test_negatives=test_negatives)
+    check_trained_on(saved_model, data, "evaluation")
+    check_exported_from(graph, saved_model)
+    info = saved_info(saved_model)
+    name = f"{info.model_class} (epoch {info.epoch}, ONNX)"
+    serialized = graph.SerializeToString()
+    device = p.device.split(":")[0]  # ONNX Runtime picks its GPU itself
+    settings = p.rank_settings(max(p.ks), device)
+
+    def rank_full(users: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix) -> np.ndarray:
+        parts = sorted(rank_users(serialized, seen, users, settings, p.partition_users, p.cluster, relevant,
+                                  label=f"{name} full ranking"), key=lambda part: part.index)
+        return np.concatenate([part.top_items for part in parts]) if parts else np.empty((0, settings.k), np.int64)
+
+    session = session_for(serialized, device, p.threads)
+    scored_by = {"precision": "fp32", "precision_check": None, "engine": f"onnxruntime ({session.get_providers()[0]})",
+                 "cluster": p.cluster}
+    return _evaluate(info, name, onnx_pair_scorer(session, p.batch_pairs), rank_full, scored_by, p, train_matrix,
+                     valid, test, test_negatives)
+
+
+
+def evaluate_baselines(
+    baseline_models: dict[str, Callable[[], dict]],
+    train_matrix: sp.csr_matrix,
+    valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame,
+    test: pd.DataFrame,
+    test_negatives: pd.DataFrame,
+    ingestion_manifest: dict,
+    params: dict,
+) -> tuple[dict[str, dict], dict[str, pd.DataFrame]]:
+    """:func:`evaluate_model` for every tuned baseline (one partition each): the same protocols, users, candidates,
+    tie rule and metrics; their chosen parameters and the users scored by the popularity floor ride along."""
+    p = parse_params(EvaluationParams, params, "evaluation")
+    data = check_same_run(ingestion_manifest, "evaluation", train_matrix=train_matrix, valid=valid,
+                          valid_negatives=valid_negatives, test=test, test_negatives=test_negatives)
+    metrics, per_user = {}, {}
+    for name, load in baseline_models.items():
+        saved = load()
+        if saved.get("data_fingerprint") != data:
+            raise StaleModelError(f"evaluation: the saved baseline {name} was trained on other data (data fingerprint "
+                                  f"{saved.get('data_fingerprint')}, this run's data is {data}). Re-run the training "
+                                  "stages (kedro run --pipeline train) before evaluation.")
+        model = load_baseline(saved)
+        info = ModelInfo(model_class=name, config=model.params, selection_metric=saved["selection_metric"],
+                         valid_metrics=saved["valid_metrics"], validated_in="fp32", trained_in="fp32",
+                         data_fingerprint=data)
+
+        def rank_full(users: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, model=model, name=name) -> np.ndarray:
+            top_items, _ = top_k_unseen(model.score_block, users, seen, max(p.ks), p.chunk_users, p.chunk_items,
+                                        p.log_every_seconds, label=f"{name} full ranking", ties_last=relevant)
+            return top_items
+
+        scored_by = {"precision": "fp32", "precision_check": None, "engine": "numpy/scipy", "params": model.params,
+                     "floor_users": model.floor_users, "trials": saved["trials"], "tuning_seconds": saved["tuning_seconds"]}
+        metrics[name], per_user[name] = _evaluate(info, name, model.score_pairs, rank_full, scored_by, p, train_matrix,
+                                                  valid, test, test_negatives)
+    return metrics, per_user
+
+
+def _evaluate(
+    info: ModelInfo, name: str, score_pairs: ScorePairs, rank_full: Callable, scored_by: dict, p: EvaluationParams,
+    train_matrix: sp.csr_matrix, valid: pd.DataFrame, test: pd.DataFrame, test_negatives: pd.DataFrame,
+) -> tuple[dict, pd.DataFrame]:
+    test = _subset_users(test, p.max_users, p.seed)
+    result: dict = {
+        "model": info.model_class, "recipe": info.recipe, "best_epoch": info.epoch, "stopped": info.stopped,
+        "selection_metric": info.selection_metric, "valid": info.valid_metrics,
+        "valid_precision": info.validated_in, "trained_in": info.trained_in, **scored_by,
+    }
+    per_user: list[pd.DataFrame] = []
+
+    if "sampled" in p.protocols:
+        users, items = candidate_matrix(test, test_negatives)
+        if max(p.ks) > items.shape[1]:
+            raise ParameterError("evaluation.ks", f"K={max(p.ks)} exceeds the {items.shape[1]} sampled candidates")
+        started = time.perf_counter()
+        ranked = rank_sampled(score_pairs, users, items, label=f"{name} on the test split")
+        rows = sampled_metrics_per_user(ranked.ranks, ranked.n_negatives, p.ks)
+        per_user.append(pd.DataFrame({"protocol": "sampled", "user": users, **rows}))
+        result["sampled"] = {**mean_metrics(rows), "rows": len(users), "tied_held_out": int(ranked.tied.sum()),
+                             "seconds": round(time.perf_counter() - started, 2),
+                             "candidates": _fingerprint(users, items)}
+
+    if "full" in p.protocols:
+        n_users, n_items = train_matrix.shape
+        users = np.unique(test["user"].to_numpy())
+        seen = (train_matrix + positives_matrix([valid], n_users, n_items)).tocsr()
+        relevant = positives_matrix([test], n_users, n_items)
+        started = time.perf_counter()
+        top_items = rank_full(users, seen, relevant)
+        seconds = time.perf_counter() - started
+        hits = hits_against(top_items, users, relevant)
+        rows = full_ranking_metrics_per_user(hits, np.diff(relevant.indptr)[users], p.ks)
+        per_user.append(pd.DataFrame({"protocol": "full", "user": users, **rows}))
+        pairs = len(users) * n_items
+        result["full"] = {**mean_metrics(rows), "users": len(users), "seconds": round(seconds, 2),
+                          "pairs_per_second": round(pairs / seconds), "candidates": _fingerprint(users, seen.indptr, seen.indices)}
+    return result, pd.concat(per_user, ignore_index=True)
+
+
+
+def _fingerprint(*arrays: np.ndarray) -> str:
+    """What two models' results must share to be compared pair by pair: the users and their candidates."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:16]
+
+
+
+def _checked_precision(
+    model: BPRRecommender, device: torch.device, p: EvaluationParams, valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame, name: str,
+) -> tuple[str, dict | None]:
+    """bf16 only where it ranks like fp32: validation NDCG@10 equal to 3 decimals, else fp32 with a warning."""
+    if p.precision == "fp32":
+        return "fp32", None
+    users, items = candidate_matrix(valid, valid_negatives)
+    ndcg = {precision: evaluate_sampled(pair_scorer(model, device, precision, p.batch_pairs), users, items, [10],
+                                        label=f"{name} on the validation split")["ndcg@10"]
+            for precision in ("fp32", p.precision)}
+    same = ranks_alike({"ndcg@10": ndcg[p.precision]}, {"ndcg@10": ndcg["fp32"]})
+    if not same:
+        logger.warning("%s: validation NDCG@10 is %.4f in %s but %.4f in fp32; evaluating in fp32", name,
+                       ndcg[p.precision], p.precision, ndcg["fp32"])
+    return (p.precision if same else "fp32"), {"asked": p.precision, "valid_ndcg@10": ndcg}
+
+
+
+def _subset_users(test: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
+    """All test users, or a seeded random ``max_users`` of them (quick looks at big datasets)."""
+    users = np.unique(test["user"].to_numpy())
+    if max_users is None or max_users >= len(users):
+        return test
+    chosen = np.random.default_rng(seed).choice(users, size=max_users, replace=False)
+    return test[test["user"].isin(chosen)]
+
+
+
+def metrics_table(
+    mf_metrics: dict, convncf_metrics: dict, mf_per_user: pd.DataFrame, convncf_per_user: pd.DataFrame, params: dict
+) -> pd.DataFrame:
+    """Long table: protocol, metric, K, MF, ConvNCF, ConvNCF − MF with its paired bootstrap interval and verdict."""
+    p = parse_params(EvaluationParams, params, "evaluation")
+    rows = []
+    for protocol in ("sampled", "full"):
+        if protocol not in mf_metrics or protocol not in convncf_metrics:
+            continue
+        mf_rows = mf_per_user[mf_per_user["protocol"] == protocol]
+        convncf_rows = convncf_per_user[convncf_per_user["protocol"] == protocol]
+        if not np.array_equal(mf_rows["user"].to_numpy(), convncf_rows["user"].to_numpy()):
+            raise ValueError(f"{protocol}: the two models were evaluated on different users; re-run evaluation")
+        for key, mf_value in mf_metrics[protocol].items():
+            if "@" not in key and key != "auc":
+                continue
+            metric, _, k = key.partition("@")
+            compared = paired_difference(convncf_rows[key].to_numpy(), mf_rows[key].to_numpy(), p.confidence,
+                                         p.bootstrap_resamples, p.seed)
+            rows.append({"protocol": protocol, "metric": metric, "k": int(k) if k else None, "MF": mf_value,
+                         "ConvNCF": convncf_metrics[protocol][key], "ConvNCF - MF": compared["difference"],
+                         "ci_low": compared["ci_low"], "ci_high": compared["ci_high"], "verdict": compared["verdict"]})
+    return pd.DataFrame(rows).astype({"k": "Int64"})
