@@ -33,7 +33,7 @@ from convncf_kedro.ranking.metrics import (
 )
 from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled, rank_sampled
 from convncf_kedro.serving.engine import rank_users, session_for
-from convncf_kedro.serving.session import onnx_pair_scorer
+from convncf_kedro.serving.session import check_same_weights, onnx_pair_scorer
 from convncf_kedro.training import runtime
 from convncf_kedro.training.stage import check_trained_on
 
@@ -86,11 +86,15 @@ def evaluate_exported(
     test: pd.DataFrame,
     test_negatives: pd.DataFrame,
     ingestion_manifest: dict,
+    retrieval_graph: onnx.ModelProto,
+    retrieval_check: dict,
     params: dict,
 ) -> tuple[dict, pd.DataFrame]:
     """:func:`evaluate_model` for the exported ConvNCF: ranked by the scoring engine with the very graph users
-    score with (ONNX Runtime, fp32), on ``evaluation.cluster`` like `score`."""
+    score with (ONNX Runtime, fp32), on ``evaluation.cluster`` like `score`; with ``evaluation.candidates:
+    {retrieve: …}`` its full ranking goes through two stages, and is labelled approximate."""
     p = parse_params(EvaluationParams, params, "evaluation")
+    shortlist = p.shortlist(retrieval_check, "evaluation")
     data = check_same_run(ingestion_manifest, "evaluation", train_matrix=train_matrix, valid=valid,
                           valid_negatives=valid_negatives, test=test, test_negatives=test_negatives)
     check_trained_on(saved_model, data, "evaluation")
@@ -99,16 +103,21 @@ def evaluate_exported(
     name = f"{info.model_class} (epoch {info.epoch}, ONNX)"
     serialized = graph.SerializeToString()
     device = p.device.split(":")[0]  # ONNX Runtime picks its GPU itself
-    settings = p.rank_settings(max(p.ks), device)
+    settings = p.rank_settings(max(p.ks), device, shortlist)
+    retrieval = None
+    if shortlist:
+        check_same_weights(graph, retrieval_graph)
+        retrieval = retrieval_graph.SerializeToString()
 
     def rank_full(users: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix) -> np.ndarray:
         parts = sorted(rank_users(serialized, seen, users, settings, p.partition_users, p.cluster, relevant,
-                                  label=f"{name} full ranking"), key=lambda part: part.index)
+                                  label=f"{name} full ranking", retrieval=retrieval), key=lambda part: part.index)
         return np.concatenate([part.top_items for part in parts]) if parts else np.empty((0, settings.k), np.int64)
 
     session = session_for(serialized, device, p.threads)
     scored_by = {"precision": "fp32", "precision_check": None, "engine": f"onnxruntime ({session.get_providers()[0]})",
-                 "cluster": p.cluster}
+                 "cluster": p.cluster, "full_ranking_candidates": f"two stages, shortlist {shortlist} (approximate)"
+                 if shortlist else "every unseen item (exact)"}
     return _evaluate(info, name, onnx_pair_scorer(session, p.batch_pairs), rank_full, scored_by, p, train_matrix,
                      valid, test, test_negatives)
 

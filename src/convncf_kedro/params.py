@@ -155,6 +155,20 @@ class ConvNCFParams(_Group):
 _CLUSTER = r"^(local:[1-9][0-9]*|local-cuda|(tcp|tls|ucx|inproc)://.+)$"  # a Dask cluster (serving/engine.py)
 
 
+class RetrieveCandidates(_Group):
+    """Two stages: the model re-ranks only each user's ``retrieve`` best unseen items by its embeddings' dot product;
+    ``auto``: the smallest shortlist export found to rank validation like every item does."""
+
+    retrieve: int | Literal["auto"]
+
+    @field_validator("retrieve")
+    @classmethod
+    def _positive(cls, retrieve: int | str) -> int | str:
+        if isinstance(retrieve, int) and retrieve < 1:
+            raise ValueError(f"a shortlist of {retrieve} items: give at least 1, or auto")
+        return retrieve
+
+
 class RankingParams(_Group):
     """How full rankings are computed wherever they run (evaluation's and score's): one definition of the fields both
     groups share, and of the engine settings built from them."""
@@ -167,12 +181,26 @@ class RankingParams(_Group):
     cluster: str | None = Field(None, pattern=_CLUSTER)  # where ONNX Runtime's partitions run; None: this process
     partition_users: int = Field(256, ge=1)  # users per partition (one task)
 
-    def rank_settings(self, k: int, device: str) -> RankSettings:
+    candidates: RetrieveCandidates | Literal["all"] = "all"  # every unseen item, or {retrieve: N | auto}
+
+    def shortlist(self, retrieval_check: dict | None, group: str) -> int | None:
+        """The shortlist size ``candidates`` asks for (None: every unseen item); ``auto`` reads export's check."""
+        if self.candidates == "all":
+            return None
+        if self.candidates.retrieve != "auto":
+            return self.candidates.retrieve
+        chosen = (retrieval_check or {}).get("chosen")
+        if chosen is None:
+            raise ParameterError(f"{group}.candidates.retrieve", "is 'auto', but export found no shortlist that ranks "
+                                 "validation like every item does (retrieval_validation.json); give a size, or all")
+        return int(chosen)
+
+    def rank_settings(self, k: int, device: str, shortlist: int | None = None) -> RankSettings:
         from convncf_kedro.serving.engine import RankSettings
 
         return RankSettings(k=k, batch_pairs=self.batch_pairs, chunk_users=self.chunk_users,
                             chunk_items=self.chunk_items, device=device, threads=self.threads,
-                            log_every_seconds=self.log_every_seconds)
+                            log_every_seconds=self.log_every_seconds, shortlist=shortlist)
 
 
 class EvaluationParams(RankingParams):
@@ -196,7 +224,17 @@ class EvaluationParams(RankingParams):
         return sorted(set(ks))
 
 
+class RetrievalCheck(_Group):
+    """Which shortlist sizes export tries on validation, on how many users, and what counts as ranking alike."""
+
+    users: int = Field(ge=1)  # a seeded sample of validation users (all of them when fewer)
+    shortlists: list[int] = Field(min_length=1)  # sizes tried, smallest first
+    min_recall: float = Field(gt=0, le=1)  # share of the exhaustive top-10 the shortlist must hold
+    seed: int = 2018
+
+
 class ExportParams(_Group):
+    retrieval_check: RetrievalCheck
     opset: int = Field(18, ge=17)
     tolerance: float = Field(1e-4, gt=0)
     validation_pairs: int = Field(4096, ge=1)
@@ -346,13 +384,17 @@ def _did_you_mean(name: str, known: set[str] | list[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+_UNION_TAG = re.compile(r"[A-Z]\w*|int|float|str|bool|\w+\[.*\]")  # where pydantic names a union's branch
+
+
 def parse_params(model: type[_Params], values: dict, group: str) -> _Params:
     """Validate one parameter group; the error names the first bad parameter by its dotted path."""
     try:
         return model.model_validate(values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = ".".join([group, *map(str, first["loc"])])
+        keys = [str(part) for part in first["loc"] if not _UNION_TAG.fullmatch(str(part))]  # the conf's own path
+        name = ".".join([group, *keys])
         if first["type"] == "extra_forbidden":
             hint = _did_you_mean(str(first["loc"][-1]), _field_names(model, set()))
             raise ParameterError(name, f"is not a parameter of this group{hint}") from exc

@@ -154,11 +154,22 @@ def test_the_plain_cli_never_recommends_a_known_item(first_run, tmp_path):
     assert len(recommended) == 30 * 10 and known.empty  # neither train nor validation nor test items come back
 
 
+def test_the_plain_cli_ranks_in_two_stages_on_request(first_run, tmp_path):
+    project, _ = first_run
+    data = project.root / "data"
+    out = tmp_path / "two_stage.parquet"
+    run = score_cli(data, out, "--k", "10", "--retrieval", str(data / "06_models/convncf_retrieval.onnx"), "--shortlist", "50")
+    assert run.returncode == 0, run.stderr[-2000:]
+    recommended = pd.read_parquet(out)
+    assert len(recommended) == 30 * 10 and recommended.groupby("user_id")["item_id"].nunique().eq(10).all()
+
+
 @pytest.mark.parametrize(("args", "users", "message"), [
     (["--k", "0"], None, "--k must be at least 1, not 0"),
     (["--k", "-3"], None, "--k must be at least 1, not -3"),
     ([], "", "lists no user id"),
     ([], "ghost\nnobody\n", "none of the 2 users to score is known to the model (first: 'ghost')"),
+    (["--shortlist", "50"], None, "two-stage ranking needs both --retrieval and --shortlist"),
 ])
 def test_the_plain_cli_refuses_bad_requests_in_one_line(first_run, tmp_path, args, users, message):
     project, _ = first_run

@@ -169,3 +169,24 @@ def assert_same_weights(saved, other):
     first, second = load_model(saved), load_model(other)
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_export_checks_two_stage_ranking_and_score_uses_it_on_request(trained):
+    check = trained.load("retrieval_validation")
+    assert [row["shortlist"] for row in check["shortlists"]] == [50, 100, 200, 400, 800] and check["users"] == 300
+    for row in check["shortlists"]:
+        assert 0 <= row["recall@10_of_exhaustive"] <= 1 and row["ci_low"] <= row["difference"] <= row["ci_high"]
+    recalls = [row["recall@10_of_exhaustive"] for row in check["shortlists"]]
+    assert recalls == sorted(recalls)  # a longer shortlist holds at least as much of the exhaustive top-10
+    chosen = check["chosen"]
+    assert chosen is None or any(row["shortlist"] == chosen and row["recall@10_of_exhaustive"] >= 0.99
+                                 for row in check["shortlists"])
+
+    trained.run("score", params={"score": {"candidates": {"retrieve": 100}}})
+    recs = pd.concat(part() for part in trained.load("recommendations").values())
+    assert recs.groupby("user_id").size().eq(10).all() and recs["user_id"].nunique() == 943
+    known = trained.load("known_interactions")
+    users = trained.load("user_map").set_index("raw_id")["index"]
+    items = trained.load("item_map").set_index("raw_id")["index"]
+    assert not np.asarray(known[users.loc[recs["user_id"]].to_numpy(), items.loc[recs["item_id"]].to_numpy()]).any()
+    assert "shortlist of 100" in trained.load("scoring_report")["candidates"]

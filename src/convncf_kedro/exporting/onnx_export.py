@@ -12,6 +12,7 @@ from convncf_kedro.errors import StaleModelError
 from convncf_kedro.models import BPRRecommender, load_model
 
 INPUTS, OUTPUT = ("user", "item"), "score"
+RETRIEVAL_OUTPUT = "scores"  # the retrieval graph: user (B,) → scores (B, n_items)
 
 
 def export_onnx(model: BPRRecommender, opset: int, metadata: dict[str, str]) -> onnx.ModelProto:
@@ -26,6 +27,21 @@ def export_onnx(model: BPRRecommender, opset: int, metadata: dict[str, str]) -> 
     )
     proto = program.model_proto
     for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=str(value))
+    onnx.checker.check_model(proto)
+    return proto
+
+
+def export_retrieval(model: BPRRecommender, opset: int, metadata: dict[str, str]) -> onnx.ModelProto:
+    """user int64 [B] → scores float32 [B, n_items] by the model's own embeddings; B dynamic; weights inside."""
+    module = model.float().eval().retrieval().eval()
+    program = torch.onnx.export(
+        module, (torch.tensor([0, 1], dtype=torch.int64),), dynamo=True, opset_version=opset, input_names=["user"],
+        output_names=[RETRIEVAL_OUTPUT], dynamic_shapes={"user": {0: torch.export.Dim("B")}}, external_data=False,
+        verbose=False,
+    )
+    proto = program.model_proto
+    for key, value in {**metadata, "role": "retrieval"}.items():
         proto.metadata_props.add(key=key, value=str(value))
     onnx.checker.check_model(proto)
     return proto

@@ -78,6 +78,11 @@ class BPRRecommender(nn.Module):
         """The module exported to ONNX: same ``(user, item) → score`` function, in the form ORT runs best."""
         return self
 
+    def retrieval(self) -> nn.Module:
+        """``user (B,) → (B, n_items)`` dot products of the model's own embeddings: the cheap first stage that
+        shortlists items for the model to re-rank (exported as the retrieval graph)."""
+        return _DotProductRetrieval(self.user_embedding, self.item_embedding)
+
     # --- training ------------------------------------------------------------------------------
     def reg_loss(self, user: torch.Tensor, pos_item: torch.Tensor, neg_item: torch.Tensor) -> torch.Tensor:
         """L2 on the embedding rows the batch touches (the authors' ``regs[0]``) and on the model's own weights."""
@@ -189,6 +194,15 @@ def load_model(saved: dict[str, Any]) -> BPRRecommender:
     model = cls(cls.config_class(**config))
     model.load_state_dict(saved["state_dict"])
     return model.eval()
+
+
+class _DotProductRetrieval(nn.Module):
+    def __init__(self, users: nn.Embedding, items: nn.Embedding):
+        super().__init__()
+        self.users, self.items = users, items
+
+    def forward(self, user: torch.Tensor) -> torch.Tensor:  # (B,) → (B, n_items)
+        return self.users(user) @ self.items.weight.T
 
 
 @dataclasses.dataclass(frozen=True)

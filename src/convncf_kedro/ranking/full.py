@@ -95,3 +95,46 @@ def hits_against(top_items: np.ndarray, users: np.ndarray, relevant: sp.csr_matr
     hits = np.zeros(top_items.shape, dtype=bool)
     hits[valid] = np.asarray(relevant[rows[valid], top_items[valid]]).ravel() > 0
     return hits
+
+
+RetrieveBlock = Callable[[np.ndarray], np.ndarray]  # users (U,) → cheap first-stage scores (U, n_items)
+
+
+def shortlist_unseen(retrieve: RetrieveBlock, users: np.ndarray, seen: sp.csr_matrix, size: int) -> np.ndarray:
+    """(U, size) each user's ``size`` best unseen items by the first-stage scores, ascending item order (-1 where a
+    user has fewer unseen items)."""
+    scores = np.asarray(retrieve(users), dtype=np.float32)  # (U, n_items)
+    mask = seen[users].tocoo()
+    scores[mask.row, mask.col] = -np.inf
+    size = min(size, scores.shape[1])
+    chosen = np.argpartition(-scores, size - 1, axis=1)[:, :size]
+    chosen = np.where(np.isfinite(np.take_along_axis(scores, chosen, axis=1)), chosen, -1)
+    return np.sort(chosen, axis=1)
+
+
+def top_k_of_shortlist(
+    score_pairs: ScorePairs, retrieve: RetrieveBlock, users: np.ndarray, seen: sp.csr_matrix, k: int, size: int,
+    chunk_users: int, label: str = "two-stage ranking", ties_last: sp.csr_matrix | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k_unseen` through two stages: ``retrieve`` shortlists ``size`` unseen items per user, the model
+    re-ranks only those (same tie rule, same output: (U, k) items and scores, -1 / -inf where fewer)."""
+    top_items = np.full((len(users), k), -1, dtype=np.int64)
+    top_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+    for u0 in range(0, len(users), chunk_users):
+        block_users = users[u0:u0 + chunk_users]
+        candidates = shortlist_unseen(retrieve, block_users, seen, size)  # (U_c, S)
+        real = candidates >= 0
+        scores = np.full(candidates.shape, -np.inf, dtype=np.float32)
+        scored = score_pairs(np.repeat(block_users, candidates.shape[1])[real.ravel()], candidates[real])
+        check_finite(scored, label)
+        scores[real] = scored
+        last = np.zeros(candidates.shape, dtype=bool)
+        if ties_last is not None:
+            rows = np.broadcast_to(np.arange(len(block_users))[:, None], candidates.shape)
+            last[real] = np.asarray(ties_last[block_users][rows[real], candidates[real]]).ravel() > 0
+        order = np.lexsort((candidates, last, -scores), axis=1)[:, :k]  # score desc, ties_last after, item asc
+        width = order.shape[1]
+        top_items[u0:u0 + len(block_users), :width] = np.take_along_axis(candidates, order, axis=1)
+        top_scores[u0:u0 + len(block_users), :width] = np.take_along_axis(scores, order, axis=1)
+    top_items[~np.isfinite(top_scores)] = -1
+    return top_items, top_scores

@@ -23,9 +23,9 @@ import numpy as np
 import onnxruntime as ort
 import scipy.sparse as sp
 
-from convncf_kedro.ranking.full import top_k_unseen
+from convncf_kedro.ranking.full import top_k_of_shortlist, top_k_unseen
 
-from .session import create_session, onnx_block_scorer
+from .session import create_session, onnx_block_scorer, onnx_pair_scorer
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class RankSettings:
     device: str = "auto"  # auto | cpu | cuda, for ONNX Runtime
     threads: int | None = None  # ONNX Runtime intra-op threads; None: its default in-process, 1 per Dask worker
     log_every_seconds: float = 30.0
+    shortlist: int | None = None  # two stages: the retrieval graph shortlists this many unseen items per user
 
 
 @dataclass(frozen=True)
@@ -55,21 +56,33 @@ class RankedPartition:
 _sessions: dict[tuple[str, str, int | None], ort.InferenceSession] = {}
 
 
-def session_for(graph: bytes, device: str, threads: int | None) -> ort.InferenceSession:
+def session_for(graph: bytes, device: str, threads: int | None, role: str = "ranking") -> ort.InferenceSession:
     """This process's session for ``graph``: built once, reused by every partition (one graph kept)."""
     key = (hashlib.sha256(graph).hexdigest(), device, threads)
     if key not in _sessions:
-        _sessions.clear()
-        _sessions[key] = create_session(graph, device, threads)
+        if len(_sessions) >= 2:  # a ranking and a retrieval graph at most
+            _sessions.clear()
+        _sessions[key] = create_session(graph, device, threads, role=role)
     return _sessions[key]
 
 
 def rank_partition(
     graph: bytes, seen: sp.csr_matrix, users: np.ndarray, settings: RankSettings, index: int = 0,
-    ties_last: sp.csr_matrix | None = None,
+    ties_last: sp.csr_matrix | None = None, retrieval: bytes | None = None,
 ) -> RankedPartition:
-    """Top-k unseen items of ``users`` (a task: runs in-process or on a Dask worker)."""
+    """Top-k unseen items of ``users`` (a task: runs in-process or on a Dask worker): every unseen item scored, or,
+    with ``settings.shortlist``, only the shortlist the ``retrieval`` graph picks."""
     session = session_for(graph, settings.device, settings.threads)
+    if settings.shortlist:
+        if retrieval is None:
+            raise ValueError("a two-stage ranking (shortlist) needs the retrieval graph")
+        retriever = session_for(retrieval, settings.device, settings.threads, role="retrieval")
+        top_items, top_scores = top_k_of_shortlist(
+            onnx_pair_scorer(session, settings.batch_pairs),
+            lambda block: retriever.run(["scores"], {"user": block.astype(np.int64)})[0], users, seen, settings.k,
+            settings.shortlist, settings.chunk_users, label=f"partition {index}", ties_last=ties_last,
+        )
+        return RankedPartition(index, users, top_items, top_scores, session.get_providers()[0])
     top_items, top_scores = top_k_unseen(
         onnx_block_scorer(session, settings.batch_pairs), users, seen, settings.k, settings.chunk_users,
         settings.chunk_items, settings.log_every_seconds, label=f"partition {index}", ties_last=ties_last,
@@ -85,26 +98,28 @@ def partitions_of(users: np.ndarray, partition_users: int) -> list[np.ndarray]:
 def rank_users(
     graph: bytes, seen: sp.csr_matrix, users: np.ndarray, settings: RankSettings, partition_users: int,
     cluster: str | None = None, ties_last: sp.csr_matrix | None = None, label: str = "ranking",
+    retrieval: bytes | None = None,
 ) -> Iterator[RankedPartition]:
     """Every partition of ``users`` ranked, yielded as each completes (in any order on a cluster)."""
     parts = partitions_of(np.asarray(users, dtype=np.int64), partition_users)
-    progress = _Progress(label, len(parts), len(users) * seen.shape[1], settings.log_every_seconds)
+    per_user = min(settings.shortlist or seen.shape[1], seen.shape[1])  # pairs the ranking graph scores per user
+    progress = _Progress(label, len(parts), len(users) * per_user, settings.log_every_seconds)
     if cluster is None:
         for index, part in enumerate(parts):
-            ranked = rank_partition(graph, seen, part, settings, index, ties_last)
-            progress.done(len(part) * seen.shape[1])
+            ranked = rank_partition(graph, seen, part, settings, index, ties_last, retrieval)
+            progress.done(len(part) * per_user)
             yield ranked
         return
     with dask_client(cluster) as client:
         from distributed import as_completed
 
         on_worker = settings if settings.threads else dataclasses.replace(settings, threads=1)
-        shared = client.scatter([graph, seen, ties_last], broadcast=True, hash=False)  # once per worker
-        futures = [client.submit(rank_partition, *shared[:2], part, on_worker, index, shared[2], pure=False)
+        shared = client.scatter([graph, seen, ties_last, retrieval], broadcast=True, hash=False)  # once per worker
+        futures = [client.submit(rank_partition, *shared[:2], part, on_worker, index, *shared[2:], pure=False)
                    for index, part in enumerate(parts)]
         for future in as_completed(futures):
             ranked = future.result()
-            progress.done(len(ranked.users) * seen.shape[1])
+            progress.done(len(ranked.users) * per_user)
             future.release()
             yield ranked
 

@@ -2,7 +2,8 @@
 
     python -m convncf_kedro.serving.onnx_scoring --model data/06_models/convncf.onnx \\
         --user-map data/03_primary/user_map.parquet --item-map data/03_primary/item_map.parquet \\
-        --seen data/05_model_input/known_interactions.npz --k 10 --out recommendations.parquet [--cluster local:2]
+        --seen data/05_model_input/known_interactions.npz --k 10 --out recommendations.parquet [--cluster local:2] \
+        [--retrieval data/06_models/convncf_retrieval.onnx --shortlist 200]
 
 ``known_interactions.npz`` (written by the `matrix` stage) holds train, validation and test interactions: what
 `kedro run --pipeline score` excludes too, so neither recommends an item the user already has.
@@ -39,10 +40,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--cluster", help="Dask cluster: local:N (N worker processes), local-cuda, or a scheduler "
                         "address tcp://host:8786 (needs dask distributed); default: this process")
+    parser.add_argument("--retrieval", help="the retrieval graph (convncf_retrieval.onnx) for two-stage ranking")
+    parser.add_argument("--shortlist", type=int, help="with --retrieval: the model re-ranks each user's N best items "
+                        "by its embeddings' dot product instead of every item")
     parser.add_argument("--out", required=True, help="output parquet")
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.exit(2, f"{parser.prog}: error: --k must be at least 1, not {args.k}\n")
+    if (args.shortlist is None) != (args.retrieval is None) or (args.shortlist is not None and args.shortlist < 1):
+        parser.exit(2, f"{parser.prog}: error: two-stage ranking needs both --retrieval and --shortlist N (N ≥ 1)\n")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     users = None
     if args.users:
@@ -57,8 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     seen = sp.load_npz(args.seen).tocsr()
     check_seen(seen, user_map, item_map, args.seen)
     try:
-        partitions, report = recommend(graph, user_map, item_map, seen, RankSettings(args.k, device=args.device),
-                                       users, args.unknown_users, args.cluster)
+        retrieval = open(args.retrieval, "rb").read() if args.retrieval else None  # noqa: SIM115 (read whole, once)
+        partitions, report = recommend(graph, user_map, item_map, seen,
+                                       RankSettings(args.k, device=args.device, shortlist=args.shortlist),
+                                       users, args.unknown_users, args.cluster, retrieval=retrieval)
     except ValueError as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)  # noqa: T201 (the CLI's one-line error)
         sys.exit(2)

@@ -3,12 +3,16 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
 from .engine import RankSettings, rank_users
-from .session import check_id_maps, check_seen, create_session
+from .session import check_id_maps, check_same_weights, check_seen, create_session
+
+logger = logging.getLogger(__name__)
 
 
 def recommend(
@@ -21,6 +25,7 @@ def recommend(
     unknown_users: str = "skip",
     cluster: str | None = None,
     partition_users: int = 256,
+    retrieval: bytes | None = None,
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Top-K unseen items per user as ``user_id, rank, item_id, score`` (raw ids, rank from 1), one frame per
     partition of users (``part-00000``, …, and ``unknown`` for the popular fallback), and a report.
@@ -28,9 +33,17 @@ def recommend(
     ``raw_user_ids``: the users to score (None: all). Ids the model does not know are reported in the
     returned dict and either skipped or given the most popular unseen items (``unknown_users:
     popular``, score NaN). ``seen`` (users × items CSR) holds what each user already interacted with.
-    ``cluster``: where the partitions run (see :mod:`convncf_kedro.serving.engine`).
+    ``cluster``: where the partitions run (see :mod:`convncf_kedro.serving.engine`). With ``settings.shortlist``,
+    the ``retrieval`` graph (exported from the same weights) shortlists the items the model re-ranks.
     """
     check_id_maps(create_session(graph, "cpu", 1), user_map, item_map)
+    if settings.shortlist:
+        if retrieval is None:
+            raise ValueError("a shortlist was asked for, but no retrieval graph was given")
+        check_same_weights(graph, retrieval)
+        if settings.shortlist > len(item_map):
+            logger.info("shortlist of %d is more than the %d items: every item is a candidate", settings.shortlist,
+                        len(item_map))
     check_seen(seen, user_map, item_map, "seen")
     if unknown_users not in ("skip", "popular"):
         raise ValueError(f"unknown_users must be 'skip' or 'popular', not '{unknown_users}'")
@@ -49,7 +62,8 @@ def recommend(
     raw_item = item_map.sort_values("index")["raw_id"].astype(str).to_numpy()
     raw_user = user_map.sort_values("index")["raw_id"].astype(str).to_numpy()
     partitions, providers = {}, set()
-    for ranked in rank_users(graph, seen, users, settings, partition_users, cluster, label="scoring"):
+    for ranked in rank_users(graph, seen, users, settings, partition_users, cluster, label="scoring",
+                             retrieval=retrieval):
         found = ranked.top_items >= 0
         partitions[f"part-{ranked.index:05d}"] = pd.DataFrame({
             "user_id": np.repeat(raw_user[ranked.users], settings.k)[found.ravel()],

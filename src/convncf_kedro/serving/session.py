@@ -11,6 +11,7 @@ import hashlib
 import logging
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -22,6 +23,7 @@ from convncf_kedro.ranking.full import block_of_pairs
 logger = logging.getLogger(__name__)
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+onnx_like = Any  # an onnx.ModelProto, or a serialized graph (bytes) — serving needs no onnx import
 
 
 class ModelMismatchError(ValueError):
@@ -29,9 +31,10 @@ class ModelMismatchError(ValueError):
 
 
 def create_session(
-    model: bytes | str, device: str = "auto", intra_op_threads: int | None = None
+    model: bytes | str, device: str = "auto", intra_op_threads: int | None = None, role: str = "ranking",
 ) -> ort.InferenceSession:
-    """An inference session on CUDA when asked for (or 'auto') and really usable, else on CPU."""
+    """An inference session on CUDA when asked for (or 'auto') and really usable, else on CPU; ``role`` is the
+    graph's signature: ``ranking`` (user, item → score) or ``retrieval`` (user → scores over every item)."""
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not '{device}'")
     providers = [CPU]
@@ -48,7 +51,7 @@ def create_session(
         session = ort.InferenceSession(model, options, providers=providers)
     except Exception as exc:  # ORT raises its own exception types for unreadable models
         raise ModelMismatchError(f"{_source(model)}: not a usable ONNX model ({type(exc).__name__}: {exc})") from exc
-    check_signature(session, _source(model))
+    check_signature(session, _source(model), role)
     active = session.get_providers()[0]
     if device == "cuda" and active != CUDA:
         raise RuntimeError("device 'cuda' was asked for, but ONNX Runtime cannot use a GPU here")
@@ -60,17 +63,21 @@ def _source(model: bytes | str) -> str:
     return model if isinstance(model, str) else "the ONNX model"
 
 
-EXPECTED_INPUTS = {"user": "tensor(int64)", "item": "tensor(int64)"}
+SIGNATURES = {  # role → (inputs, output), as the export pipeline writes them
+    "ranking": ({"user": "tensor(int64)", "item": "tensor(int64)"}, "score"),
+    "retrieval": ({"user": "tensor(int64)"}, "scores"),
+}
 
 
-def check_signature(session: ort.InferenceSession, source: str) -> None:
-    """The graph must take ``user`` and ``item`` int64 vectors and return ``score``, as exported here."""
+def check_signature(session: ort.InferenceSession, source: str, role: str = "ranking") -> None:
+    """The graph must have the inputs and output the export pipeline gives a graph of this ``role``."""
+    expected_inputs, output = SIGNATURES[role]
     inputs = {i.name: i.type for i in session.get_inputs()}
     outputs = [o.name for o in session.get_outputs()]
-    if inputs != EXPECTED_INPUTS or "score" not in outputs:
+    if inputs != expected_inputs or output not in outputs:
         raise ModelMismatchError(
-            f"{source}: the graph takes {inputs} and returns {outputs}; expected inputs {EXPECTED_INPUTS} and an "
-            "output 'score' (a graph exported by this project's export pipeline)"
+            f"{source}: the graph takes {inputs} and returns {outputs}; a {role} graph takes {expected_inputs} and "
+            f"returns '{output}' (a graph exported by this project's export pipeline)"
         )
 
 
@@ -135,3 +142,17 @@ def onnx_pair_scorer(session: ort.InferenceSession, batch_pairs: int) -> Callabl
 def onnx_block_scorer(session: ort.InferenceSession, batch_pairs: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """(users (U,), items (I,)) → (U, I) scores, ``batch_pairs`` pairs per session.run."""
     return block_of_pairs(onnx_pair_scorer(session, batch_pairs))
+
+
+def check_same_weights(ranking: onnx_like, retrieval: onnx_like) -> None:
+    """A retrieval graph must come from the same trained weights as the ranking graph it shortlists for."""
+    ranked, retrieved = (_metadata_of(graph).get("model_sha256") for graph in (ranking, retrieval))
+    if ranked != retrieved:
+        raise ModelMismatchError(f"the retrieval graph was exported from other weights (model_sha256 {retrieved}) than "
+                                 f"the ranking graph ({ranked}): re-run export (kedro run --pipeline export)")
+
+
+def _metadata_of(graph: onnx_like) -> dict[str, str]:
+    if isinstance(graph, bytes | str):
+        return model_metadata(ort.InferenceSession(graph, providers=[CPU]))
+    return {p.key: p.value for p in graph.metadata_props}  # an onnx.ModelProto

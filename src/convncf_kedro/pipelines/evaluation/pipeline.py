@@ -21,8 +21,9 @@ def create_pipeline(**kwargs) -> Pipeline:
     evaluate = [
         Node(evaluate_model, ["mf_model", *split], ["test_metrics_mf", "per_user_metrics_mf"], name="evaluate_mf"),
         # ConvNCF is ranked with the exported graph, as `score` ranks: evaluation runs after export
-        Node(evaluate_exported, ["convncf_onnx", "convncf_model", *split], ["test_metrics_convncf", "per_user_metrics_convncf"],
-             name="evaluate_convncf"),
+        Node(evaluate_exported, ["convncf_onnx", "convncf_model", *split[:-1], "convncf_retrieval_onnx",
+                                 "retrieval_validation", "params:evaluation"],
+             ["test_metrics_convncf", "per_user_metrics_convncf"], name="evaluate_convncf"),
         Node(evaluate_baselines, ["baseline_models", *split], ["baseline_test_metrics", "baseline_per_user_metrics"],
              name="evaluate_baselines"),
     ]

@@ -2,7 +2,13 @@
 
 from kedro.pipeline import Node, Pipeline
 
-from .nodes import export_convncf, quantize_convncf, validate_onnx
+from .nodes import (
+    check_retrieval,
+    export_convncf,
+    export_convncf_retrieval,
+    quantize_convncf,
+    validate_onnx,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -13,6 +19,19 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["convncf_model", "user_map", "item_map", "ingestion_manifest", "params:export"],
                 outputs="convncf_onnx",
                 name="export_convncf_onnx",
+            ),
+            Node(
+                export_convncf_retrieval,
+                inputs=["convncf_model", "user_map", "item_map", "ingestion_manifest", "params:export"],
+                outputs="convncf_retrieval_onnx",
+                name="export_convncf_retrieval_onnx",
+            ),
+            Node(
+                check_retrieval,
+                inputs=["convncf_onnx", "convncf_retrieval_onnx", "train_matrix", "valid", "ingestion_manifest",
+                        "params:export", "params:evaluation"],
+                outputs="retrieval_validation",
+                name="check_two_stage_ranking",
             ),
             Node(
                 quantize_convncf,

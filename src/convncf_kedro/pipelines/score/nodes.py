@@ -16,6 +16,8 @@ def score_users(
     convncf_onnx: onnx.ModelProto,
     convncf_int8_onnx: onnx.ModelProto,
     onnx_validation: dict,
+    convncf_retrieval_onnx: onnx.ModelProto,
+    retrieval_validation: dict,
     user_map: pd.DataFrame,
     item_map: pd.DataFrame,
     known_interactions: sp.csr_matrix,
@@ -32,12 +34,15 @@ def score_users(
                    known_interactions=known_interactions)
     seen = known_interactions
     graph, precision = choose_graph(convncf_onnx, convncf_int8_onnx, onnx_validation, p.precision)
-    settings = p.rank_settings(p.k, p.device)
+    shortlist = p.shortlist(retrieval_validation, "score")
+    settings = p.rank_settings(p.k, p.device, shortlist)
     partitions, report = recommend(
         graph.SerializeToString(), user_map, item_map, seen, settings,
         users_to_score if p.users == "list" else None, p.unknown_users, p.cluster, p.partition_users,
+        retrieval=convncf_retrieval_onnx.SerializeToString() if shortlist else None,
     )
-    return partitions, {**report, "precision": precision}
+    candidates = f"two stages: shortlist of {shortlist} by the embeddings' dot product" if shortlist else "every unseen item"
+    return partitions, {**report, "precision": precision, "candidates": candidates}
 
 
 def choose_graph(
