@@ -272,9 +272,16 @@ def study_progress() -> str:
     return "\n\n".join(out) or "No study is unfinished."
 
 
+def cli_startup() -> str:
+    r = load("cli_startup")
+    return (f"`kedro --help`: {r['median']['this']} s at {r['commit']} against {r['median']['previous']} s at "
+            f"{r['previous_commit']} (medians of {len(r['runs']['this'])} alternating runs; {r['machine']}, {r['date']}; "
+            "`benchmarks/cli_startup.py`).")
+
+
 BLOCKS = {"training": training, "training_vs": training_vs, "ingestion": ingestion, "scoring": scoring,
           "recipes": recipes, "train_default": train_default, "study": study, "engine": engine, "baselines": baselines,
-          "study_progress": study_progress,
+          "study_progress": study_progress, "cli_startup": cli_startup,
           "verdict": verdict}
 
 

@@ -1,5 +1,6 @@
 """Which model should I deploy? Every evaluated model side by side on the same users, each with its interval, and
-MF, ConvNCF and the rest compared pairwise with the baseline that ranked best on validation (never on test)."""
+MF, ConvNCF and the rest compared pairwise with the baseline that ranked best on validation (never on test) — for one
+`train` run (:func:`model_table`, :func:`recommendation`) and over a study's seeds (:func:`compare_variants`)."""
 
 from __future__ import annotations
 
@@ -79,18 +80,14 @@ def recommendation(
             f"(interval {compared['ci_low']:+.4f} to {compared['ci_high']:+.4f}): {verdict[compared['verdict']]}.")
 
 
+# --- the study: variants × seeds -----------------------------------------------------------------------------
 Member = tuple[int, str]  # (seed, variant)
-
+BEST_BASELINE = "best_baseline"  # the column prefix of each row's difference from the best baseline on validation
 
 
 def variants(recipes: Sequence[str]) -> list[str]:
-    """The study's variants in report order: the two baselines, then the ConvNCF recipes."""
+    """The study's variants in report order: MF and its control, then the ConvNCF recipes."""
     return [MF, MF_LONGER, *recipes]
-
-
-
-BEST_BASELINE = "best_baseline"  # the column prefix of each row's difference from the best baseline on validation
-
 
 
 def compare_variants(
@@ -162,7 +159,6 @@ def compare_variants(
     return pd.DataFrame(rows), member_rows, sentence
 
 
-
 def _study_recommendation(
     names: list[str], fitted: list[str], test_metrics: dict, fitted_metrics: dict, values: dict[str, np.ndarray],
     protocol: str, metric: str, selection_metric: str, e: EvaluationParams,
@@ -180,7 +176,6 @@ def _study_recommendation(
     return recommendation(summary, frames, selection_metric, protocol, e.confidence, e.bootstrap_resamples, e.seed)
 
 
-
 def _check_pairing(protocol: str, test_metrics: dict[Member, dict], frames: dict[Member, pd.DataFrame]) -> None:
     """Every member must have ranked the same users' same candidates, or a paired comparison means nothing."""
     (first, reference), *others = frames.items()
@@ -191,7 +186,6 @@ def _check_pairing(protocol: str, test_metrics: dict[Member, dict], frames: dict
                 f"study: {member[1]} (seed {member[0]}) was evaluated on other {protocol} users or candidates than "
                 f"{first[1]} (seed {first[0]}); re-run the study so every member reads the same split"
             )
-
 
 
 def kept_starts(members: list[dict]) -> dict[str, int]:

@@ -76,7 +76,6 @@ def evaluate_model(
                      train_matrix, valid, test, test_negatives)
 
 
-
 def evaluate_exported(
     graph: onnx.ModelProto,
     saved_model: dict,
@@ -120,7 +119,6 @@ def evaluate_exported(
                  if shortlist else "every unseen item (exact)"}
     return _evaluate(info, name, onnx_pair_scorer(session, p.batch_pairs), rank_full, scored_by, p, train_matrix,
                      valid, test, test_negatives)
-
 
 
 def evaluate_baselines(
@@ -203,14 +201,12 @@ def _evaluate(
     return result, pd.concat(per_user, ignore_index=True)
 
 
-
 def _fingerprint(*arrays: np.ndarray) -> str:
     """What two models' results must share to be compared pair by pair: the users and their candidates."""
     digest = hashlib.sha256()
     for array in arrays:
         digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
     return digest.hexdigest()[:16]
-
 
 
 def _checked_precision(
@@ -231,7 +227,6 @@ def _checked_precision(
     return (p.precision if same else "fp32"), {"asked": p.precision, "valid_ndcg@10": ndcg}
 
 
-
 def _subset_users(test: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
     """All test users, or a seeded random ``max_users`` of them (quick looks at big datasets)."""
     users = np.unique(test["user"].to_numpy())
@@ -239,7 +234,6 @@ def _subset_users(test: pd.DataFrame, max_users: int | None, seed: int) -> pd.Da
         return test
     chosen = np.random.default_rng(seed).choice(users, size=max_users, replace=False)
     return test[test["user"].isin(chosen)]
-
 
 
 def metrics_table(

@@ -28,7 +28,6 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-
 def write_report(
     table: pd.DataFrame, mf_metrics: dict, convncf_metrics: dict, dataset_statistics: dict, models: pd.DataFrame,
     recommendation: str,
@@ -84,7 +83,6 @@ def write_report(
     return "\n".join(lines) + "\n"
 
 
-
 def _model_lines(models: pd.DataFrame) -> list[str]:
     if models.empty:
         return ["(no baselines were evaluated)"]
@@ -92,7 +90,6 @@ def _model_lines(models: pd.DataFrame) -> list[str]:
     chosen = models.drop_duplicates("model").query("parameters.notna() and parameters != ''", engine="python")
     return [markdown_table(shown.astype({"tied_held_out": "Int64"})), "", "Chosen on validation: "
             + "; ".join(f"{row.model} ({row.parameters})" for row in chosen.itertuples()) + "."]
-
 
 
 def plot_training_curves(
@@ -119,7 +116,6 @@ def plot_training_curves(
     metric_ax.legend()
     fig.tight_layout()
     return fig
-
 
 
 def plot_metrics_at_k(table: pd.DataFrame) -> plt.Figure:
@@ -191,9 +187,7 @@ def write_study_report(
     return "\n".join(lines), summary
 
 
-
 _BASELINES = ((MF, -0.2, "o"), (MF_LONGER, 0.0, "s"), (BEST_BASELINE, 0.2, "D"))  # compared with: row offset, marker
-
 
 
 def plot_study(table: pd.DataFrame) -> plt.Figure:
