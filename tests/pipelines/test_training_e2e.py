@@ -190,3 +190,7 @@ def test_export_checks_two_stage_ranking_and_score_uses_it_on_request(trained):
     items = trained.load("item_map").set_index("raw_id")["index"]
     assert not np.asarray(known[users.loc[recs["user_id"]].to_numpy(), items.loc[recs["item_id"]].to_numpy()]).any()
     assert "shortlist of 100" in trained.load("scoring_report")["candidates"]
+
+    trained.run("evaluation", params={**TINY, "evaluation": {"candidates": {"retrieve": 100}}})
+    metrics = trained.load("test_metrics_convncf")
+    assert metrics["full_ranking_candidates"] == "two stages, shortlist 100 (approximate)" and metrics["full"]["users"] == 943
