@@ -272,6 +272,25 @@ def study_progress() -> str:
     return "\n\n".join(out) or "No study is unfinished."
 
 
+def two_stage() -> str:
+    out = []
+    for path in sorted(RESULTS.glob("two_stage_*.json")):
+        r = json.loads(path.read_text())
+        check = r["check"]
+        rows = [[name, row["shortlist"] or "—", f"{row['seconds']:.1f} s", f"{row['ndcg@10']:.4f}",
+                 f"{row['vs_every_item']['difference']:+.4f} [{row['vs_every_item']['ci_low']:+.4f}, "
+                 f"{row['vs_every_item']['ci_high']:+.4f}]"] for name, row in r["rankings"].items()]
+        out += [f"**{r['dataset']}**, every test user ({r['users']:,}) against {r['items']:,} items, top-10; ConvNCF "
+                f"trained {r['convncf_epochs']} epochs; {r['threads']}; {r['machine']} (fp32 GEMM "
+                f"{r['gemm_gflops_fp32_1_thread']} GFLOP/s on that thread, same run), commit {r['commit']}, {r['date']} "
+                f"(`{path.relative_to(ROOT)}`). Export's check on {check['users']} validation users chose a shortlist of "
+                f"{check['chosen']} (recall of the exhaustive top-10 per size: " + ", ".join(
+                    f"{row['shortlist']}: {row['recall@10_of_exhaustive']:.3f}" for row in check["shortlists"]) + ").",
+                table(["candidates", "shortlist", "full ranking", "test NDCG@10 (full)", "− every item [95 % interval]"],
+                      rows)]
+    return "\n\n".join(out)
+
+
 def cli_startup() -> str:
     r = load("cli_startup")
     return (f"`kedro --help`: {r['median']['this']} s at {r['commit']} against {r['median']['previous']} s at "
@@ -281,7 +300,7 @@ def cli_startup() -> str:
 
 BLOCKS = {"training": training, "training_vs": training_vs, "ingestion": ingestion, "scoring": scoring,
           "recipes": recipes, "train_default": train_default, "study": study, "engine": engine, "baselines": baselines,
-          "study_progress": study_progress, "cli_startup": cli_startup,
+          "study_progress": study_progress, "cli_startup": cli_startup, "two_stage": two_stage,
           "verdict": verdict}
 
 
