@@ -112,15 +112,19 @@ def verdict() -> str:
         r = json.loads(path.read_text())
         valid = {name: m["valid"][m["selection_metric"]] for name, m in r["models"].items()}
         best = max(valid, key=valid.get)
+        study = load(f"study_{r['dataset']}")
+        mf = next((row for row in study["table"] if (row["variant"], row["metric"], row["protocol"]) ==
+                   ("mf", "ndcg@10", "sampled")), None) if study else None
         found.append([f"`{r['dataset']}`", best, f"{valid[best]:.4f}", f"{r['models'][best]['sampled']['ndcg@10']:.4f}",
-                      f"`{path.relative_to(ROOT)}`"])
+                      f"{mf['mean']:.4f}" if mf else "", f"`{path.relative_to(ROOT)}`"])
     return "\n\n".join([
         "ConvNCF against the MF-BPR model it starts from, test NDCG@10 (sampled protocol), paired over the same users, "
         "seeds averaged per user; a loss or gain only where the 95 % interval excludes 0 (`benchmarks/study.py`):",
         table(["dataset", "seeds", "epochs beyond MF", "`authors` − MF", "`mf_identity` (default) − MF"], studies),
         "The simple baselines, each tuned on validation only (`benchmarks/baselines.py`; a `train` run puts them "
         "beside MF and ConvNCF with paired intervals and ends with its recommendation):",
-        table(["dataset", "best baseline on validation", "valid NDCG@10", "test NDCG@10 (sampled)", "results"], found),
+        table(["dataset", "best baseline on validation", "valid NDCG@10", "test NDCG@10 (sampled)",
+               "MF-BPR's test NDCG@10 in the study (another run: not paired)", "results"], found),
         *[f"The long-budget study on `{json.loads(p.read_text())['dataset_key']}` (the authors' recipe at its own "
           "budget: up to 300 epochs with early stopping) is not finished: how far it got, and the command that "
           "continues it, in [benchmarks/README.md](benchmarks/README.md#the-long-budget-study)."
