@@ -79,7 +79,8 @@ def test_the_train_run_is_recorded_in_mlflow_with_parameters_curves_results_and_
     history = trained.load("convncf_history")
     assert [(m.step, m.value) for m in curve] == list(zip(history["epoch"], history["ndcg@20"], strict=True))
     metrics = trained.load("test_metrics_convncf")
-    assert metrics["engine"] == "onnxruntime (CPUExecutionProvider)" or torch.cuda.is_available()
+    provider = "CUDAExecutionProvider" if torch.cuda.is_available() else "CPUExecutionProvider"  # evaluation.device: auto
+    assert metrics["engine"] == f"onnxruntime ({provider})"
     assert run.data.metrics["tracked_metrics.convncf/test/full/ndcg_at_10"] == pytest.approx(metrics["full"]["ndcg@10"])
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"convncf.onnx", "evaluation_report.md", "metrics_table.csv", "training_curves.png"} <= artifacts
