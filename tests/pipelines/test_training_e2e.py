@@ -68,6 +68,12 @@ def test_evaluation_report_compares_both_models_by_both_protocols(trained):
     assert len(sampled) == 943 and sampled["ndcg@10"].mean() == pytest.approx(metrics["sampled"]["ndcg@10"])
     report = catalog.load("evaluation_report")
     assert "ConvNCF ndcg@20" in report and "MF ndcg@10" in report and "selected on different metrics" in report
+    models = catalog.load("model_table")
+    assert set(models["model"]) == {"MF", "ConvNCF", "toppop", "itemknn", "userknn", "rp3beta", "ease", "ials"}
+    assert (models["ci_low"] <= models["mean"] + 1e-12).all() and (models["mean"] <= models["ci_high"] + 1e-12).all()
+    assert models["vs_best_baseline"].isna().sum() == 2 * 3 * 2  # the best baseline's own rows: 2 protocols × 3 K × 2 metrics
+    assert report.rstrip().splitlines()[-1] == catalog.load("recommendation").strip()
+    assert report.rstrip().splitlines()[-1].startswith("**Recommendation:** ")
 
 
 def test_the_train_run_is_recorded_in_mlflow_with_parameters_curves_results_and_the_onnx_model(trained):
