@@ -15,7 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from convncf_kedro.errors import ParameterError, StaleModelError
+from convncf_kedro.errors import ParameterError
 from convncf_kedro.exporting.onnx_export import check_exported_from
 from convncf_kedro.interactions.lineage import check_same_run
 from convncf_kedro.interactions.prepare import positives_matrix
@@ -35,7 +35,7 @@ from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled, ra
 from convncf_kedro.serving.engine import rank_users, session_for
 from convncf_kedro.serving.session import check_same_weights, onnx_pair_scorer
 from convncf_kedro.training import runtime
-from convncf_kedro.training.stage import check_trained_on
+from convncf_kedro.training.stage import check_data_fingerprint, check_trained_on
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ def evaluate_model(
     """Test metrics of one trained model, scored by PyTorch (MF, and every member of the study), by the sampled
     protocol and by full ranking, in one precision: their means, and each user's (for paired comparisons)."""
     p = parse_params(EvaluationParams, params, "evaluation")
-    data = check_same_run(ingestion_manifest, "evaluation", train_matrix=train_matrix, valid=valid,
-                          valid_negatives=valid_negatives, test=test, test_negatives=test_negatives)
+    data = _same_run(ingestion_manifest, train_matrix, valid, valid_negatives, test, test_negatives)
     check_trained_on(saved_model, data, "evaluation")
     device = runtime.resolve_device(p.device)
     runtime.configure(p.threads, device)
@@ -94,8 +93,7 @@ def evaluate_exported(
     {retrieve: …}`` its full ranking goes through two stages, and is labelled approximate."""
     p = parse_params(EvaluationParams, params, "evaluation")
     shortlist = p.shortlist(retrieval_check, "evaluation")
-    data = check_same_run(ingestion_manifest, "evaluation", train_matrix=train_matrix, valid=valid,
-                          valid_negatives=valid_negatives, test=test, test_negatives=test_negatives)
+    data = _same_run(ingestion_manifest, train_matrix, valid, valid_negatives, test, test_negatives)
     check_trained_on(saved_model, data, "evaluation")
     check_exported_from(graph, saved_model)
     info = saved_info(saved_model)
@@ -134,15 +132,11 @@ def evaluate_baselines(
     """:func:`evaluate_model` for every tuned baseline (one partition each): the same protocols, users, candidates,
     tie rule and metrics; their chosen parameters and the users scored by the popularity floor ride along."""
     p = parse_params(EvaluationParams, params, "evaluation")
-    data = check_same_run(ingestion_manifest, "evaluation", train_matrix=train_matrix, valid=valid,
-                          valid_negatives=valid_negatives, test=test, test_negatives=test_negatives)
+    data = _same_run(ingestion_manifest, train_matrix, valid, valid_negatives, test, test_negatives)
     metrics, per_user = {}, {}
     for name, load in baseline_models.items():
         saved = load()
-        if saved.get("data_fingerprint") != data:
-            raise StaleModelError(f"evaluation: the saved baseline {name} was trained on other data (data fingerprint "
-                                  f"{saved.get('data_fingerprint')}, this run's data is {data}). Re-run the training "
-                                  "stages (kedro run --pipeline train) before evaluation.")
+        check_data_fingerprint(f"baseline {name}", saved.get("data_fingerprint"), data, "evaluation")
         model = load_baseline(saved)
         info = ModelInfo(model_class=name, config=model.params, selection_metric=saved["selection_metric"],
                          valid_metrics=saved["valid_metrics"], validated_in="fp32", trained_in="fp32",
@@ -158,6 +152,13 @@ def evaluate_baselines(
         metrics[name], per_user[name] = _evaluate(info, name, model.score_pairs, rank_full, scored_by, p, train_matrix,
                                                   valid, test, test_negatives)
     return metrics, per_user
+
+
+def _same_run(manifest: dict, train_matrix: sp.csr_matrix, valid: pd.DataFrame, valid_negatives: pd.DataFrame,
+              test: pd.DataFrame, test_negatives: pd.DataFrame) -> str:
+    """The split every evaluation reads must be the last completed ingestion run's; its fingerprint."""
+    return check_same_run(manifest, "evaluation", train_matrix=train_matrix, valid=valid,
+                          valid_negatives=valid_negatives, test=test, test_negatives=test_negatives)
 
 
 def _evaluate(

@@ -100,11 +100,15 @@ def train_stage(
 def check_trained_on(saved_model: dict, data_fingerprint: str, stage: str) -> None:
     """Stop when a saved model was trained on other data than the ingestion run this run reads."""
     info = saved_info(saved_model)
-    expected = info.data_fingerprint
-    if expected != data_fingerprint:
+    check_data_fingerprint(info.model_class, info.data_fingerprint, data_fingerprint, stage)
+
+
+def check_data_fingerprint(model_class: str, trained_on: str | None, data_fingerprint: str, stage: str) -> None:
+    """The one rule for any saved model (torch models and baselines alike): its data must be this run's."""
+    if trained_on != data_fingerprint:
         raise StaleModelError(
-            f"{stage}: the saved {info.model_class} model was trained on other data (data fingerprint "
-            f"{expected}, this run's data is {data_fingerprint}): the ingestion parameters or the raw data changed since. "
+            f"{stage}: the saved {model_class} model was trained on other data (data fingerprint "
+            f"{trained_on}, this run's data is {data_fingerprint}): the ingestion parameters or the raw data changed since. "
             f"Re-run the training stages (kedro run --pipeline train) before {stage}."
         )
 

@@ -3,7 +3,6 @@ accepted only where it ranks the validation split like the fp32 graph."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import time
 
@@ -21,18 +20,12 @@ from convncf_kedro.exporting.onnx_export import (
     model_digest,
 )
 from convncf_kedro.exporting.quantize import quantize_int8
+from convncf_kedro.exporting.retrieval_check import check_shortlists
 from convncf_kedro.interactions.lineage import check_same_run
-from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.models import load_model, saved_info
 from convncf_kedro.params import EvaluationParams, ExportParams, parse_params
-from convncf_kedro.ranking.full import hits_against, shortlist_unseen
-from convncf_kedro.ranking.metrics import (
-    full_ranking_metrics_per_user,
-    paired_difference,
-    ranks_alike,
-)
+from convncf_kedro.ranking.metrics import ranks_alike
 from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled
-from convncf_kedro.serving.engine import rank_users
 from convncf_kedro.serving.session import (
     check_same_weights,
     create_session,
@@ -67,15 +60,14 @@ def _metadata(convncf_model: dict, user_map: pd.DataFrame, item_map: pd.DataFram
     """What a scorer must know about a graph: where it came from, the ids it expects, the weights it holds."""
     data = check_same_run(ingestion_manifest, "export", user_map=user_map, item_map=item_map)
     check_trained_on(convncf_model, data, "export")
-    model = load_model(convncf_model)
     info = saved_info(convncf_model)
     metadata = {
         "model_name": info.model_class,
         "recipe": info.recipe or "",
         "model_version": convncf_kedro.__version__,
-        "embedding_size": model.config.embedding_size,
-        "n_users": model.config.n_users,
-        "n_items": model.config.n_items,
+        "embedding_size": info.config["embedding_size"],
+        "n_users": info.config["n_users"],
+        "n_items": info.config["n_items"],
         "training_dataset": p.dataset_name,
         "best_epoch": info.epoch,
         "opset": p.opset,
@@ -168,44 +160,10 @@ def check_retrieval(
     convncf_onnx: onnx.ModelProto, retrieval_onnx: onnx.ModelProto, train_matrix: sp.csr_matrix, valid: pd.DataFrame,
     ingestion_manifest: dict, params: dict, evaluation: dict,
 ) -> dict:
-    """Does ranking a shortlist rank validation like ranking every item? For a seeded sample of validation users
-    and each shortlist size: the share of the exhaustive top-10 the shortlist holds, and the paired difference of
-    validation NDCG@10 (two stages − exhaustive) with its interval; ``chosen``: the smallest size with recall ≥
-    ``min_recall`` whose interval includes 0 (what ``candidates: {retrieve: auto}`` uses)."""
+    """Does ranking a shortlist rank validation like ranking every item? (see :mod:`convncf_kedro.exporting.retrieval_check`)"""
     p = parse_params(ExportParams, params, "export")
     e = parse_params(EvaluationParams, evaluation, "evaluation")
     check_same_run(ingestion_manifest, "export", train_matrix=train_matrix, valid=valid)
     check_same_weights(convncf_onnx, retrieval_onnx)
-    c = p.retrieval_check
-    started = time.perf_counter()
-    users = np.unique(valid["user"].to_numpy())
-    if len(users) > c.users:
-        users = np.sort(np.random.default_rng(c.seed).choice(users, size=c.users, replace=False))
-    relevant = positives_matrix([valid], *train_matrix.shape)
-    graph, retrieval = convncf_onnx.SerializeToString(), retrieval_onnx.SerializeToString()
-    settings = e.rank_settings(10, "cpu")
-
-    def top10(shortlist: int | None) -> np.ndarray:
-        ranked = rank_users(graph, train_matrix, users, dataclasses.replace(settings, shortlist=shortlist),
-                            e.partition_users, ties_last=relevant, label="retrieval check", retrieval=retrieval)
-        return np.concatenate([part.top_items for part in sorted(ranked, key=lambda part: part.index)])
-
-    def ndcg(top: np.ndarray) -> np.ndarray:
-        return full_ranking_metrics_per_user(hits_against(top, users, relevant), np.ones(len(users)), [10])["ndcg@10"]
-
-    exhaustive = top10(None)
-    retriever = create_session(retrieval, "cpu", role="retrieval")
-    scores = retriever.run(["scores"], {"user": users.astype(np.int64)})[0]
-    rows, chosen = [], None
-    for size in sorted(c.shortlists):
-        held = shortlist_unseen(lambda _u, s=scores: s.copy(), users, train_matrix, size)
-        found = [(set(top[top >= 0]) & set(short[short >= 0]), (top >= 0).sum()) for top, short in zip(exhaustive, held, strict=True)]
-        recall = float(np.mean([len(hit) / total for hit, total in found if total]))
-        compared = paired_difference(ndcg(top10(size)), ndcg(exhaustive), e.confidence, e.bootstrap_resamples, e.seed)
-        rows.append({"shortlist": size, "recall@10_of_exhaustive": round(recall, 4), **compared})
-        if chosen is None and recall >= c.min_recall and compared["ci_low"] <= 0 <= compared["ci_high"]:
-            chosen = size
-    logger.info("two-stage check on %d validation users: %s", len(users), "; ".join(
-        f"N={r['shortlist']}: recall {r['recall@10_of_exhaustive']:.3f}, NDCG@10 {r['difference']:+.4f}" for r in rows))
-    return {"users": len(users), "shortlists": rows, "chosen": chosen, "min_recall": c.min_recall,
-            "seconds": round(time.perf_counter() - started, 1)}
+    return check_shortlists(convncf_onnx.SerializeToString(), retrieval_onnx.SerializeToString(), train_matrix, valid,
+                            p.retrieval_check, e)

@@ -1,0 +1,63 @@
+"""The two-stage check export makes, like its INT8 check: does ranking a shortlist retrieved by the model's own
+embeddings rank validation like ranking every unseen item?"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from convncf_kedro.interactions.prepare import positives_matrix
+from convncf_kedro.params import EvaluationParams, RetrievalCheck
+from convncf_kedro.ranking.full import hits_against, shortlist_unseen
+from convncf_kedro.ranking.metrics import full_ranking_metrics_per_user, paired_difference
+from convncf_kedro.serving.engine import rank_users
+from convncf_kedro.serving.session import create_session
+
+logger = logging.getLogger(__name__)
+
+
+def check_shortlists(
+    graph: bytes, retrieval: bytes, train_matrix: sp.csr_matrix, valid: pd.DataFrame, check: RetrievalCheck,
+    e: EvaluationParams,
+) -> dict:
+    """For a seeded sample of validation users and each shortlist size: the share of the exhaustive top-10 the
+    shortlist holds, and the paired difference of validation NDCG@10 (two stages − every item) with its interval;
+    ``chosen``: the smallest size with recall ≥ ``min_recall`` whose interval includes 0 (what
+    ``candidates: {retrieve: auto}`` uses), None when none qualifies."""
+    started = time.perf_counter()
+    users = np.unique(valid["user"].to_numpy())
+    if len(users) > check.users:
+        users = np.sort(np.random.default_rng(check.seed).choice(users, size=check.users, replace=False))
+    relevant = positives_matrix([valid], *train_matrix.shape)
+    settings = e.rank_settings(10, "cpu")
+    retriever = create_session(retrieval, "cpu", role="retrieval")
+
+    def top10(shortlist: int | None) -> np.ndarray:
+        ranked = rank_users(graph, train_matrix, users, dataclasses.replace(settings, shortlist=shortlist),
+                            e.partition_users, ties_last=relevant, label="retrieval check", retrieval=retrieval)
+        return np.concatenate([part.top_items for part in sorted(ranked, key=lambda part: part.index)])
+
+    def ndcg(top: np.ndarray) -> np.ndarray:
+        return full_ranking_metrics_per_user(hits_against(top, users, relevant), np.ones(len(users)), [10])["ndcg@10"]
+
+    exhaustive = top10(None)
+    rows, chosen = [], None
+    for size in sorted(check.shortlists):
+        held = shortlist_unseen(lambda block: retriever.run(["scores"], {"user": block.astype(np.int64)})[0], users,
+                                train_matrix, size)
+        found = [(len(set(top[top >= 0]) & set(short[short >= 0])), int((top >= 0).sum()))
+                 for top, short in zip(exhaustive, held, strict=True)]
+        recall = float(np.mean([hit / total for hit, total in found if total]))
+        compared = paired_difference(ndcg(top10(size)), ndcg(exhaustive), e.confidence, e.bootstrap_resamples, e.seed)
+        rows.append({"shortlist": size, "recall@10_of_exhaustive": round(recall, 4), **compared})
+        if chosen is None and recall >= check.min_recall and compared["ci_low"] <= 0 <= compared["ci_high"]:
+            chosen = size
+    logger.info("two-stage check on %d validation users: %s", len(users), "; ".join(
+        f"N={r['shortlist']}: recall {r['recall@10_of_exhaustive']:.3f}, NDCG@10 {r['difference']:+.4f}" for r in rows))
+    return {"users": len(users), "shortlists": rows, "chosen": chosen, "min_recall": check.min_recall,
+            "seconds": round(time.perf_counter() - started, 1)}
