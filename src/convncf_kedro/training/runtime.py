@@ -11,6 +11,7 @@ import torch
 logger = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
+_DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, restored when a run asks for no thread count
 
 
 def keep_freed_memory() -> None:
@@ -41,8 +42,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def configure(threads: int | None, device: torch.device) -> None:
-    if threads is not None:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(threads or _DEFAULT_THREADS)  # an earlier run's count in this process must not leak
     torch.sparse.check_sparse_tensor_invariants.disable()  # the embeddings' sparse grads come from torch itself
     if device.type == "cpu":
         keep_freed_memory()
