@@ -165,7 +165,7 @@ def _evaluate(
     info: ModelInfo, name: str, score_pairs: ScorePairs, rank_full: Callable, scored_by: dict, p: EvaluationParams,
     train_matrix: sp.csr_matrix, valid: pd.DataFrame, test: pd.DataFrame, test_negatives: pd.DataFrame,
 ) -> tuple[dict, pd.DataFrame]:
-    test = _subset_users(test, p.max_users, p.seed)
+    test = sample_test_users(test, p.max_users, p.seed)
     result: dict = {
         "model": info.model_class, "recipe": info.recipe, "best_epoch": info.epoch, "stopped": info.stopped,
         "selection_metric": info.selection_metric, "valid": info.valid_metrics,
@@ -228,7 +228,7 @@ def _checked_precision(
     return (p.precision if same else "fp32"), {"asked": p.precision, "valid_ndcg@10": ndcg}
 
 
-def _subset_users(test: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
+def sample_test_users(test: pd.DataFrame, max_users: int | None, seed: int) -> pd.DataFrame:
     """All test users, or a seeded random ``max_users`` of them (quick looks at big datasets)."""
     users = np.unique(test["user"].to_numpy())
     if max_users is None or max_users >= len(users):

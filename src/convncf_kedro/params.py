@@ -56,6 +56,7 @@ class IngestionParams(_Group):
     k_core: int = Field(0, ge=0)
     min_interactions: int = Field(3, ge=3)
     untimed_holdout: Literal["last", "random"] = "random"
+    validation_users: int | None = Field(None, ge=1)
     n_negatives: int = Field(99, ge=1)
     given_negatives: Literal["strict", "resample", "drop"] = "resample"
     seed: int = 2018

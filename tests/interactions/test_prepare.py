@@ -111,7 +111,21 @@ def test_users_with_every_item_stay_in_train_and_are_counted():
     train, valid, test, report = split_leave_one_out(prepared(rows), 3, "random", 0, n_items=4)
     assert test["user"].tolist() == valid["user"].tolist() == [1]
     assert sorted(train[train["user"] == 0]["item"]) == [0, 1, 2, 3]
-    assert report == {"users_train_only": 1, "users_with_every_item": 1}
+    assert report == {"users_train_only": 1, "users_with_every_item": 1, "users_validated": 1}
+
+
+def test_validation_users_samples_who_is_validated_and_the_others_item_trains():
+    """On a large dataset each validation check scores a seeded sample of users; nothing is dropped."""
+    rows = [(str(u), str(i), 1, i) for u in range(50) for i in range(5)]
+    everyone = split_leave_one_out(prepared(rows), 3, "random", 0, n_items=100)
+    train, valid, test, report = split_leave_one_out(prepared(rows), 3, "random", 0, n_items=100, validation_users=10)
+    again = split_leave_one_out(prepared(rows), 3, "random", 0, n_items=100, validation_users=10)[1]
+    assert valid["user"].nunique() == report["users_validated"] == 10
+    assert valid.equals(again)
+    assert test.equals(everyone[2])
+    assert len(train) + len(valid) == len(everyone[0]) + len(everyone[1])
+    unvalidated = everyone[1][~everyone[1]["user"].isin(valid["user"])]
+    assert unvalidated.merge(train, on=["user", "item"]).shape[0] == len(unvalidated) == 40
 
 
 def test_no_user_long_enough_to_split_names_the_parameter():

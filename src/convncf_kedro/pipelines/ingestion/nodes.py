@@ -70,7 +70,8 @@ def split_interactions(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
     """Leave-one-out split: latest interaction per user is test, second latest validation."""
     p = parse_params(IngestionParams, params, "ingestion")
-    return prepare.split_leave_one_out(interactions, p.min_interactions, p.untimed_holdout, p.seed, len(item_map))
+    return prepare.split_leave_one_out(interactions, p.min_interactions, p.untimed_holdout, p.seed, len(item_map),
+                                       p.validation_users)
 
 
 def sample_evaluation_negatives(
