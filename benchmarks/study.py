@@ -1,6 +1,7 @@
 """The model study on the shared datasets: `kedro run --pipeline study` per dataset, published as results.
 
-Run: python benchmarks/study.py [dataset ...] [--params "{study: {seeds: [2018, 2019]}}"] [--label=-x] [--replot]
+Run: python benchmarks/study.py [dataset ...] [--members "{seeds: [2018, 2019], recipes: [authors]}"]
+                                 [--params "{study: {extra_epochs: 5}}"] [--label=-x] [--replot]
      python benchmarks/study.py <dataset> --label=-long --progress   (how far an unfinished study got)
 (default: ml-100k; --replot redraws the plots from the results files)
 Each dataset gets its own work project (benchmarks/.work/study-<dataset>, kept between runs). A member
@@ -24,7 +25,6 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _gemm import machine  # noqa: E402
 from kedro_project import KedroProject  # noqa: E402
 
@@ -39,14 +39,19 @@ NAMES = {  # export.dataset_name, which titles the report
 }
 
 
-def run(dataset: str, params: dict, label: str = "") -> dict:
+def run(dataset: str, params: dict, members: dict, label: str = "") -> dict:
     project = KedroProject(WORK / f"study-{dataset}{label}")
     project.use_dataset(dataset)
+    if members:  # conf/local/study.yml over conf/base's
+        project.write_conf("study.yml", members)
     started = time.perf_counter()
     project.run("study", params={"export": {"dataset_name": NAMES[dataset]}, **params})
     seconds = time.perf_counter() - started
     summary = json.loads((project.root / "data/08_reporting/study_summary.json").read_text())
-    out = {"script": "benchmarks/study.py", "dataset_key": dataset, "params": params,
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
+                            text=True, check=False).stdout.strip()
+    out = {"script": "benchmarks/study.py", "dataset_key": dataset, "params": params, "members": members,
+           "commit": commit,
            "seconds_this_run": round(seconds, 1), "machine": machine(),
            "date": datetime.now(UTC).strftime("%Y-%m-%d"), **summary}
     RESULTS.mkdir(exist_ok=True)
@@ -96,6 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", default=["ml-100k"])
     parser.add_argument("--params", default="{}", help="YAML/JSON mapping of parameter overrides")
+    parser.add_argument("--members", default="{}", help="YAML/JSON study.yml: seeds and recipes (default: conf/base's)")
     parser.add_argument("--label", default="", help="suffix of the work folder and results files, written --label=-gpu-smoke")
     parser.add_argument("--replot", action="store_true", help="only redraw the plots from the results files")
     parser.add_argument("--progress", action="store_true", help="only record how far an unfinished study got")
@@ -107,7 +113,7 @@ def main() -> None:
         if args.progress:
             print(json.dumps(progress(dataset, args.label)["members"], indent=1))  # noqa: T201
             continue
-        out = run(dataset, yaml.safe_load(args.params), args.label)
+        out = run(dataset, yaml.safe_load(args.params), yaml.safe_load(args.members), args.label)
         print(f"{dataset}: {len(out['members'])} members, this run {out['seconds_this_run']:.0f} s")  # noqa: T201
 
 

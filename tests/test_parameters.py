@@ -3,6 +3,7 @@
 import pytest
 from kedro.config import OmegaConfigLoader
 
+from convncf_kedro import study_members
 from convncf_kedro.errors import ParameterError
 from convncf_kedro.params import validate_parameters
 from convncf_kedro.settings import CONFIG_LOADER_ARGS
@@ -52,13 +53,21 @@ def test_an_unknown_recipe_is_named_with_the_allowed_ones(kedro_project):
 
 
 @pytest.mark.parametrize(("study", "message"), [
-    ({"recipes": ["authors", "paper"]}, r"'study.recipes': \['paper'\] are not recipes of convncf.recipes"),
-    ({"seeds": [1, 1]}, r"'study.seeds': .*repeats an entry"),
     ({"metrics": ["ndcg@50"]}, r"'study.metrics': K \[50\] must be among evaluation.ks"),
+    ({"seeds": [1, 2]}, r"'study': .*\['seeds'\] shape the study's pipeline, so they live in conf/base/study.yml"),
 ])
-def test_a_study_of_unknown_recipes_repeated_seeds_or_unevaluated_cut_offs_is_refused(kedro_project, study, message):
+def test_a_study_of_unevaluated_cut_offs_or_members_given_as_parameters_is_refused(kedro_project, study, message):
     with pytest.raises(ParameterError, match=message):
         validate_parameters(loaded_parameters(kedro_project(), {"study": study}))
+
+
+def test_study_members_of_unknown_recipes_or_repeated_seeds_are_refused_naming_the_file(kedro_project):
+    with pytest.raises(ParameterError, match=r"'study.recipes': \['paper'\] \(study.yml\) are not recipes of convncf"):
+        validate_parameters(loaded_parameters(kedro_project()), study_recipes=["authors", "paper"])
+    with pytest.raises(ParameterError, match=r"'study.seeds \(conf/local/study.yml\)': .*\[1, 1\] repeats an entry"):
+        study_members.from_config({"seeds": [1, 1], "recipes": ["authors"]}, "conf/local/study.yml")
+    shipped = study_members.registered(kedro_project().root)
+    assert shipped.seeds == [2018, 2019, 2020] and shipped.recipes == ["authors", "residual", "mf_identity"]
 
 
 def test_a_run_with_a_bad_value_fails_at_the_start(kedro_project):

@@ -91,28 +91,28 @@ def variants(recipes: Sequence[str]) -> list[str]:
 
 
 def compare_variants(
-    members: Sequence[Member], study: dict, evaluation: dict, baselines: dict, baseline_metrics: dict,
-    baseline_per_user: dict, *results: dict | pd.DataFrame,
+    results: Mapping[Member, tuple[dict, pd.DataFrame]], study: dict, evaluation: dict, baselines: dict,
+    baseline_metrics: dict, baseline_per_user: dict,
 ) -> tuple[pd.DataFrame, list[dict], str]:
     """Per protocol and metric, each variant's mean over users (seeds averaged per user) with a bootstrap
     interval, and its paired difference from MF, from MF trained longer and from the baseline that ranked best on
     validation; each tuned baseline (one fit) with its own interval and its difference from MF.
 
-    ``results`` holds each member's ``(test_metrics, per_user_metrics)`` in the order of ``members``; the baselines'
+    ``results`` holds each member's ``(test_metrics, per_user_metrics)``, variants in report order; the baselines'
     come as partitions. Returns the table, one row per member (its best epoch, validation and test means) and the
     sentence to act on.
     """
     s = parse_params(StudyParams, study, "study")
     e = parse_params(EvaluationParams, evaluation, "evaluation")
     b = parse_params(BaselinesParams, baselines, "baselines")
-    test_metrics = dict(zip(members, results[0::2], strict=True))
-    per_user = dict(zip(members, results[1::2], strict=True))
-    names = [variant for variant in variants(s.recipes) if any(v == variant for _, v in members)]
+    test_metrics = {member: metrics for member, (metrics, _) in results.items()}
+    per_user = {member: frame for member, (_, frame) in results.items()}
+    names = list(dict.fromkeys(variant for _, variant in results))
     fitted = [name for name in b.models if name in baseline_metrics]
     fitted_metrics = {name: baseline_metrics[name]() for name in fitted}
     fitted_per_user = {name: baseline_per_user[name]() for name in fitted}
     best = best_on_validation({name: fitted_metrics[name]["valid"].get(b.selection_metric) for name in fitted})
-    seeds = sorted({seed for seed, _ in members})
+    seeds = sorted({seed for seed, _ in results})
     rows, sentence = [], ""
     for protocol in s.protocols:
         frames = {member: frame[frame["protocol"] == protocol] for member, frame in per_user.items()}

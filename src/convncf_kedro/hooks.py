@@ -12,6 +12,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 from kedro.framework.hooks import hook_impl
 
+from convncf_kedro import study_members
 from convncf_kedro.params import validate_parameters
 
 logger = logging.getLogger(__name__)
@@ -79,39 +80,37 @@ class ProjectLockHook:
 
 
 class ValidateParametersHook:
-    """Check every parameter before any work; a run that fails the check is marked FAILED in MLflow (Kedro calls
-    no error hook for a failure before the run starts) and gives the project lock back."""
+    """Check every parameter before any work (and, for a study, that its conf names the members its pipeline was
+    registered with); a run that fails the check is marked FAILED in MLflow (Kedro calls no error hook for a failure
+    before the run starts) and gives the project lock back."""
 
     def __init__(self, lock: ProjectLockHook) -> None:
         self._lock = lock
+        self._context: Any = None
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        self._context = context
 
     @hook_impl(trylast=True)
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any, catalog: Any) -> None:
-        try:
-            validate_parameters(catalog.load("parameters"))
-        except Exception:
-            import mlflow
+        import mlflow
 
+        try:
+            members = None
+            if any(node.name.startswith(study_members.SEED_NAMESPACE) for node in pipeline.nodes):
+                from kedro.framework.project import pipelines
+
+                members = study_members.check_registered(self._context.config_loader, run_params.get("env"),
+                                                         pipelines["study"])
+            validate_parameters(catalog.load("parameters"), members.recipes if members else None)
+        except Exception:
             if mlflow.active_run() is not None:
                 mlflow.end_run("FAILED")
             self._lock.release()
             raise
-
-
-class StudyShapeHook:
-    """Give the study's seeds and recipes (conf files and ``--params``) to the pipeline registry, which Kedro
-    1.7 calls right after the context is created; a changed shape registers the pipelines again."""
-
-    @hook_impl
-    def after_context_created(self, context: Any) -> None:
-        from kedro.framework.project import pipelines
-
-        from convncf_kedro import (
-            pipeline_registry,  # imported here: `kedro --help` need not load torch
-        )
-
-        if pipeline_registry.use_study_parameters(context.params.get("study")):
-            pipelines.configure(pipeline_registry.__name__)
+        if members is not None and mlflow.active_run() is not None:  # the study's shape beside its parameters
+            mlflow.log_params({"study.seeds": str(members.seeds), "study.recipes": str(members.recipes)})
 
 
 class ReportOutputsHook:

@@ -262,10 +262,8 @@ class ControlParams(_Group):
 
 
 class StudyParams(_Group):
-    """Which variants the study trains, on how many seeds, with what budget beyond MF's best epoch."""
+    """The study's budget beyond MF's best epoch and what it reports (its members: conf/<env>/study.yml)."""
 
-    seeds: list[int] = Field(min_length=1)
-    recipes: list[str] = Field(min_length=1)  # ConvNCF recipes compared, by name in convncf.recipes
     extra_epochs: int = Field(ge=1)  # every variant trains at most this many epochs from MF's best (ConvNCF and control)
     validate_every: int = Field(1, ge=1)  # every variant's early-stopping schedule: a check every N epochs, ...
     patience: int = Field(20, ge=1)  # ... stopping after this many checks without improvement ...
@@ -274,11 +272,13 @@ class StudyParams(_Group):
     protocols: list[Literal["sampled", "full"]] = Field(min_length=1)
     metrics: list[str] = Field(min_length=1)
 
-    @field_validator("seeds", "recipes")
+    @model_validator(mode="before")
     @classmethod
-    def _distinct(cls, values: list) -> list:
-        if len(set(values)) != len(values):
-            raise ValueError(f"{values} repeats an entry")
+    def _members_are_not_parameters(cls, values: dict) -> dict:
+        moved = [key for key in ("seeds", "recipes") if key in (values or {})]
+        if moved:
+            raise ValueError(f"{moved} shape the study's pipeline, so they live in conf/base/study.yml (override: "
+                             "conf/local/study.yml, or KEDRO_ENV=<env> with conf/<env>/study.yml), not in parameters")
         return values
 
     @field_validator("metrics")
@@ -402,8 +402,9 @@ def parse_params(model: type[_Params], values: dict, group: str) -> _Params:
         raise ParameterError(name, f"{first['msg']} (got {first.get('input')!r})") from exc
 
 
-def validate_parameters(parameters: dict) -> None:
-    """Check every known group, and what groups must agree on, before a run does any work."""
+def validate_parameters(parameters: dict, study_recipes: list[str] | None = None) -> None:
+    """Check every known group, and what groups must agree on (and the study's recipes, when a study runs), before a
+    run does any work."""
     for group in parameters:
         if group not in PARAMETER_GROUPS:
             raise ParameterError(
@@ -423,12 +424,12 @@ def validate_parameters(parameters: dict) -> None:
                 "protocol (ingestion.n_negatives + 1)",
             )
     study, convncf = parsed.get("study"), parsed.get("convncf")
-    if study is not None and convncf is not None:
-        unknown = [name for name in study.recipes if name not in convncf.recipes]
+    if study_recipes is not None and convncf is not None:
+        unknown = [name for name in study_recipes if name not in convncf.recipes]
         if unknown:
             raise ParameterError(
-                "study.recipes", f"{unknown} are not recipes of convncf.recipes ({', '.join(sorted(convncf.recipes))})"
-            )
+                "study.recipes", f"{unknown} (study.yml) are not recipes of convncf.recipes "
+                f"({', '.join(sorted(convncf.recipes))})")
     if study is not None and evaluation is not None:
         cut_offs = {int(metric.split("@")[1]) for metric in study.metrics}
         if not cut_offs <= set(evaluation.ks):

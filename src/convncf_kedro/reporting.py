@@ -151,10 +151,11 @@ def write_study_report(
 ) -> tuple[str, dict]:
     """The answer in words (Markdown) and in numbers (JSON): does any ConvNCF variant beat MF here?"""
     s = parse_params(StudyParams, study, "study")
+    seeds = sorted({member["seed"] for member in members})
     lines = [
         f"# Does ConvNCF beat MF on {dataset_name}?",
         "",
-        f"{len(s.seeds)} seeds ({', '.join(map(str, s.seeds))}); every variant starts from its seed's MF-BPR (best "
+        f"{len(seeds)} seeds ({', '.join(map(str, seeds))}); every variant starts from its seed's MF-BPR (best "
         f"validation epoch) and trains at most {s.extra_epochs} more epochs (validated every {s.validate_every}, "
         f"stopping after {s.patience} checks without improvement, not before epoch {s.min_epochs}), keeping its "
         "best validation epoch; "
@@ -177,10 +178,10 @@ def write_study_report(
                             f" ({row.vs_mf:+.4f}, {row.vs_mf_low:+.4f} to {row.vs_mf_high:+.4f})")
     kept_start = kept_starts(members)
     verdicts += [f"{variant} kept its start (best epoch 0: no epoch improved validation) for {count} of "
-                 f"{len(s.seeds)} seeds" for variant, count in kept_start.items()]
+                 f"{len(seeds)} seeds" for variant, count in kept_start.items()]
     lines += ["## Verdicts", "", *[f"- {line}" for line in verdicts], "", "## Members", "",
               markdown_table(pd.DataFrame(members)), "", recommended, ""]
-    summary = {"dataset": dataset_name, "seeds": s.seeds, "extra_epochs": s.extra_epochs,
+    summary = {"dataset": dataset_name, "seeds": seeds, "extra_epochs": s.extra_epochs,
                "schedule": {"validate_every": s.validate_every, "patience": s.patience, "min_epochs": s.min_epochs},
                "statistics": dataset_statistics, "table": table.to_dict(orient="records"), "members": members,
                "kept_start": kept_start, "recommendation": recommended}

@@ -1,4 +1,4 @@
-"""Project settings (Kedro defaults, plus hooks: one run per project folder, the study's shape, parameter
+"""Project settings (Kedro defaults, plus hooks: one run per project folder, parameter
 checks, where outputs went).
 
 kedro-mlflow registers its own hook (an installed plugin); its settings are in conf/base/mlflow.yml.
@@ -6,15 +6,15 @@ kedro-mlflow registers its own hook (an installed plugin); its settings are in c
 
 from omegaconf.resolvers import oc
 
+from convncf_kedro import study_members
 from convncf_kedro.hooks import (
     ProjectLockHook,
     ReportOutputsHook,
-    StudyShapeHook,
     ValidateParametersHook,
 )
 
 _project_lock = ProjectLockHook()
-HOOKS = (_project_lock, StudyShapeHook(), ValidateParametersHook(_project_lock), ReportOutputsHook())
+HOOKS = (_project_lock, ValidateParametersHook(_project_lock), ReportOutputsHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -25,4 +25,6 @@ CONFIG_LOADER_ARGS = {
     "merge_strategy": {"parameters": "soft"},
     # ${oc.env:NAME,default} everywhere (Kedro allows it only in credentials): mlflow.yml reads MLFLOW_TRACKING_URI
     "custom_resolvers": {"oc.env": oc.env},
+    # the study's members (seeds, recipes): they shape its pipeline, so they are not parameters (study_members.py)
+    "config_patterns": {study_members.CONFIG: study_members.CONFIG_PATTERNS},
 }

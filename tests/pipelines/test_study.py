@@ -5,6 +5,11 @@ two seeds and one extra epoch per variant.
 """
 
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -15,11 +20,12 @@ from convncf_kedro.pipelines.study.nodes import compare_variants, plot_study
 from convncf_kedro.ranking.metrics import mean_interval
 from convncf_kedro.training import loop
 
-STUDY = {"seeds": [7, 8], "extra_epochs": 1}
+MEMBERS = {"seeds": [7, 8], "recipes": ["authors", "residual", "mf_identity"]}  # conf/local/study.yml
+STUDY = {"extra_epochs": 1}
 NO_BASELINES = ({"models": [], "trials": 1, "memory_budget_gib": 1, "search": {}}, {}, {})
 EVALUATION = {"ks": [10], "protocols": ["sampled"], "chunk_users": 1, "chunk_items": 1, "batch_pairs": 1,
               "bootstrap_resamples": 2000, "confidence": 0.95, "seed": 0}
-STUDY_PARAMS = {"seeds": [1, 2], "recipes": ["authors"], "extra_epochs": 1, "protocols": ["sampled"],
+STUDY_PARAMS = {"extra_epochs": 1, "protocols": ["sampled"],
                 "metrics": ["ndcg@10"], "mf_longer": {"batch_size": 8, "phases": [{"lr_embedding": 0.001}]}}
 
 
@@ -33,21 +39,21 @@ def test_a_known_difference_gets_an_interval_around_it_with_seeds_averaged_per_u
     rng = np.random.default_rng(0)
     users = np.arange(2000)
     mf = {seed: rng.uniform(0, 1, users.size) for seed in (1, 2)}
-    members, results = [], []
+    results = {}
     for seed in (1, 2):
         authors = mf[seed] + 0.05 * seed + rng.normal(0, 0.2, users.size)  # +0.05 on seed 1, +0.10 on seed 2
         for variant, values in (("mf", mf[seed]), ("mf_longer", mf[seed]), ("authors", authors)):
-            members.append((seed, variant))
-            results.extend(member_results(users, values))
-    table, member_rows, _ = compare_variants(members, STUDY_PARAMS, EVALUATION, *NO_BASELINES, *results)
+            results[(seed, variant)] = member_results(users, values)
+    table, member_rows, _ = compare_variants(results, STUDY_PARAMS, EVALUATION, *NO_BASELINES)
 
     authors = table.set_index("variant").loc["authors"]
-    averaged = (results[5]["ndcg@10"] + results[11]["ndcg@10"]) / 2 - (mf[1] + mf[2]) / 2  # per user, seeds averaged
+    authors_1, authors_2 = (results[(seed, "authors")][1]["ndcg@10"] for seed in (1, 2))
+    averaged = (authors_1 + authors_2) / 2 - (mf[1] + mf[2]) / 2  # per user, seeds averaged
     assert authors["vs_mf"] == pytest.approx(averaged.mean()) and authors["vs_mf"] == pytest.approx(0.075, abs=0.01)
     assert 0 < authors["vs_mf_low"] < 0.075 < authors["vs_mf_high"] and authors["vs_mf_verdict"] == "gain"
     # the interval is the spread of a mean of 2,000 users: about ±1.96 · sd / √n
     assert authors["vs_mf_high"] - authors["vs_mf_low"] == pytest.approx(2 * 1.96 * averaged.std() / np.sqrt(2000), rel=0.15)
-    per_seed = [results[5]["ndcg@10"].mean(), results[11]["ndcg@10"].mean()]
+    per_seed = [authors_1.mean(), authors_2.mean()]
     assert authors["seed_sd"] == pytest.approx(np.std(per_seed, ddof=1))
     control = table.set_index("variant").loc["mf_longer"]
     assert control["vs_mf"] == 0 and control["vs_mf_verdict"] == "no significant difference"
@@ -56,12 +62,9 @@ def test_a_known_difference_gets_an_interval_around_it_with_seeds_averaged_per_u
 
 def test_the_forest_plot_puts_each_comparison_on_its_own_variant_row():
     users = np.arange(300)
-    members, results = [], []
-    for variant in ("mf", "mf_longer", "authors", "residual"):
-        members.append((1, variant))
-        results.extend(member_results(users, np.random.default_rng(len(members)).uniform(0, 1, users.size)))
-    study = {**STUDY_PARAMS, "seeds": [1], "recipes": ["authors", "residual"]}
-    table, _, _ = compare_variants(members, study, EVALUATION, *NO_BASELINES, *results)
+    results = {(1, variant): member_results(users, np.random.default_rng(n).uniform(0, 1, users.size))
+               for n, variant in enumerate(("mf", "mf_longer", "authors", "residual"), start=1)}
+    table, _, _ = compare_variants(results, STUDY_PARAMS, EVALUATION, *NO_BASELINES)
     (ax,) = plot_study(table).axes
     assert [t.get_text() for t in ax.get_yticklabels()] == ["mf_longer", "authors", "residual"]
     rows = {container.get_label(): [] for container in ax.containers}
@@ -75,10 +78,8 @@ def test_baselines_get_their_own_rows_and_every_variant_its_difference_from_the_
     rng = np.random.default_rng(3)
     users = np.arange(1000)
     mf = rng.uniform(0, 1, users.size)
-    members, results = [], []
-    for variant, values in (("mf", mf), ("mf_longer", mf), ("authors", mf - 0.02)):
-        members.append((1, variant))
-        results.extend(member_results(users, values))
+    results = {(1, variant): member_results(users, values)
+               for variant, values in (("mf", mf), ("mf_longer", mf), ("authors", mf - 0.02))}
     baseline_frames = {"ease": mf + 0.05, "itemknn": mf - 0.1}  # ease ranks best on validation too (below)
     metrics = {name: (lambda name=name: {"valid": {"ndcg@10": {"ease": 0.6, "itemknn": 0.3}[name]},
                                          "sampled": {"candidates": "same"}}) for name in baseline_frames}
@@ -87,8 +88,7 @@ def test_baselines_get_their_own_rows_and_every_variant_its_difference_from_the_
     baselines = {"models": ["itemknn", "ease"], "trials": 1, "memory_budget_gib": 1,
                  "search": {"itemknn": {"top_k": {"value": 5}, "shrink": {"value": 0}, "weighting": {"value": "none"}},
                             "ease": {"l2": {"value": 10.0}}}}
-    table, _, sentence = compare_variants(members, {**STUDY_PARAMS, "seeds": [1]}, EVALUATION, baselines, metrics,
-                                          per_user, *results)
+    table, _, sentence = compare_variants(results, STUDY_PARAMS, EVALUATION, baselines, metrics, per_user)
     rows = table.set_index("variant")
     assert list(rows.index) == ["mf", "mf_longer", "authors", "itemknn", "ease"]
     assert rows.loc["authors", "vs_best_baseline"] == pytest.approx(-0.07) and rows.loc["authors", "vs_best_baseline_verdict"] == "loss"
@@ -101,11 +101,9 @@ def test_baselines_get_their_own_rows_and_every_variant_its_difference_from_the_
 def test_a_noisy_difference_of_zero_is_no_significant_difference():
     rng = np.random.default_rng(1)
     users = np.arange(500)
-    members, results = [], []
-    for variant in ("mf", "mf_longer", "authors"):
-        members.append((1, variant))
-        results.extend(member_results(users, rng.uniform(0, 1, users.size)))
-    table, _, _ = compare_variants(members, {**STUDY_PARAMS, "seeds": [1]}, EVALUATION, *NO_BASELINES, *results)
+    results = {(1, variant): member_results(users, rng.uniform(0, 1, users.size))
+               for variant in ("mf", "mf_longer", "authors")}
+    table, _, _ = compare_variants(results, STUDY_PARAMS, EVALUATION, *NO_BASELINES)
     authors = table.set_index("variant").loc["authors"]
     assert authors["vs_mf_low"] < 0 < authors["vs_mf_high"]
     assert authors["vs_mf_verdict"] == "no significant difference"
@@ -121,16 +119,17 @@ def test_mean_interval_covers_the_mean_of_real_spread_and_collapses_on_a_constan
 @pytest.mark.parametrize("other", ["users", "candidates"])
 def test_members_ranked_on_other_users_or_candidates_are_not_compared(other):
     users = np.arange(50)
-    members = [(1, "mf"), (1, "mf_longer"), (1, "authors")]
-    results = [*member_results(users, np.ones(50)), *member_results(users, np.ones(50))]
-    results += member_results(users + 1, np.ones(50)) if other == "users" else member_results(users, np.ones(50), "other")
+    results = {(1, "mf"): member_results(users, np.ones(50)), (1, "mf_longer"): member_results(users, np.ones(50)),
+               (1, "authors"): member_results(users + 1, np.ones(50)) if other == "users"
+               else member_results(users, np.ones(50), "other")}
     with pytest.raises(ValueError, match="authors \\(seed 1\\) was evaluated on other sampled users or candidates"):
-        compare_variants(members, {**STUDY_PARAMS, "seeds": [1]}, EVALUATION, *NO_BASELINES, *results)
+        compare_variants(results, STUDY_PARAMS, EVALUATION, *NO_BASELINES)
 
 
 @pytest.fixture(scope="module")
 def studied(tmp_path_factory):
     project = slice_project(tmp_path_factory.mktemp("study"))
+    project.write_conf("study.yml", MEMBERS)
     params = {"pretrain": {"training": {"epochs": 5}}, "study": STUDY, "baselines": {"trials": 2}}
     project.run("study", params=params)
     return project, params
@@ -200,6 +199,48 @@ def test_a_finished_study_resumes_without_training_and_extends_with_a_new_seed(s
     monkeypatch.undo()
     trained = []
     monkeypatch.setattr(loop, "train_step", lambda *a, **k: trained.append(1) or 0.0)
-    project.run("study", params={**params, "study": {**STUDY, "seeds": [7, 8, 9]}})
+    project.write_conf("study.yml", {**MEMBERS, "seeds": [7, 8, 9]})
+    project.run("study", params=params)
     members = json.loads((project.root / "data/08_reporting/study_summary.json").read_text())["members"]
     assert sorted({m["seed"] for m in members}) == [7, 8, 9] and trained  # only seed 9 needed training
+
+
+def described_members(project, env: dict) -> set[tuple[str, str]]:
+    """(seed, trained variant) pairs that `kedro registry describe study` lists."""
+    out = subprocess.run([sys.executable, "-m", "kedro", "registry", "describe", "study"], cwd=project.root, env=env,
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    return set(re.findall(r"study\.seed_(\d+)\.train_(mf_bpr|mf_longer|convncf_\w+) ", out))
+
+
+def kedro_run(project, *args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "kedro", "run", "--pipeline", "study", *args], cwd=project.root,
+                          env=env, capture_output=True, text=True, timeout=900, check=False)
+
+
+@pytest.mark.e2e
+def test_every_command_sees_the_members_of_the_environment_and_a_run_that_would_see_others_stops(tmp_path):
+    project = slice_project(tmp_path)
+    wide_conf = project.root / "conf" / "wide"  # an environment in place of conf/local: the slice, other members
+    shutil.copytree(project.root / "conf" / "local", wide_conf)
+    (wide_conf / "study.yml").write_text("seeds: [3]\nrecipes: [authors]\n")
+    quick = "pretrain.training.epochs=2,study.extra_epochs=1,baselines.models=[toppop]"
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MLFLOW_TRACKING_URI": project.tracking_uri}
+    env.pop("KEDRO_ENV", None)
+    shipped = {(str(seed), name) for seed in (2018, 2019, 2020)
+               for name in ("mf_bpr", "mf_longer", "convncf_authors", "convncf_residual", "convncf_mf_identity")}
+    assert described_members(project, env) == shipped
+
+    wide = {**env, "KEDRO_ENV": "wide"}
+    assert described_members(project, wide) == {("3", "mf_bpr"), ("3", "mf_longer"), ("3", "convncf_authors")}
+    run = kedro_run(project, "--params", quick, env=wide)
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads((project.root / "data/08_reporting/study_summary.json").read_text())
+    assert {(m["seed"], m["variant"]) for m in summary["members"]} == {(3, "mf"), (3, "mf_longer"), (3, "authors")}
+
+    refused = kedro_run(project, "--env", "wide", "--params", quick, env=env)  # registered from conf/local instead
+    said = " ".join(refused.stderr.split())  # the console wraps long lines
+    assert refused.returncode != 0
+    assert "names seeds [3], recipes ['authors'], but the study pipeline was registered with seeds [2018" in said
+    assert "run with KEDRO_ENV=<env> instead of --env" in said
+    moved = kedro_run(project, "--params", "study.seeds=[1]", env=wide)
+    assert moved.returncode != 0 and "they live in conf/base/study.yml" in " ".join(moved.stderr.split())

@@ -39,3 +39,14 @@ def test_no_nodes_module_imports_another_pipelines_nodes():
         offenders += [f"{nodes.relative_to(SRC)} imports {module}" for module in imported_modules(nodes)
                       if module.startswith("convncf_kedro.pipelines.") and module != own]
     assert not offenders, offenders
+
+
+def test_the_pipeline_registry_keeps_no_state_between_calls():
+    """Pipelines are built from code and conf/<env>/study.yml on every call: no global, no module-level variable
+    another module could set (the study's members once travelled that way, so commands disagreed on them)."""
+    tree = ast.parse((SRC / "pipeline_registry.py").read_text())
+    assert not [node for node in ast.walk(tree) if isinstance(node, ast.Global | ast.Nonlocal)]
+    assigned = {target.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                if isinstance(target, ast.Name)}
+    assert assigned == {"STAGES", "TRAIN_STAGES"}  # constants only

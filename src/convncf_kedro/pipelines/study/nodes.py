@@ -6,7 +6,7 @@ parameters; the statistics live in :mod:`convncf_kedro.comparison`, the report i
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 
 import pandas as pd
 import scipy.sparse as sp
@@ -26,8 +26,23 @@ from convncf_kedro.training.stage import (
     train_stage,
 )
 
-__all__ = ["compare_variants", "evaluate_member", "evaluate_study_baselines", "plot_study", "study_tracked_metrics",
-           "train_convncf_member", "train_mf_longer", "train_mf_member", "write_study_report"]
+__all__ = ["compare_members", "evaluate_member", "evaluate_study_baselines", "plot_study", "member_input",
+           "study_tracked_metrics", "train_convncf_member", "train_mf_longer", "train_mf_member", "write_study_report"]
+
+
+def member_input(seed: int, variant: str, kind: str) -> str:
+    """The keyword under which a member's dataset reaches the report nodes: ``<seed>:<variant>:<kind>``."""
+    return f"{seed}:{variant}:{kind}"
+
+
+def _by_member(inputs: dict, kind: str) -> dict[Member, object]:
+    """The report nodes' keyword inputs of one kind, keyed (seed, variant) in the registered order."""
+    out = {}
+    for key, value in inputs.items():
+        seed, variant, key_kind = key.split(":")
+        if key_kind == kind:
+            out[(int(seed), variant)] = value
+    return out
 
 
 def _member_budget(s: StudyParams, seed: int) -> dict:
@@ -96,10 +111,18 @@ def evaluate_study_baselines(
                               ingestion_manifest, {**evaluation, "protocols": s.protocols})
 
 
-def study_tracked_metrics(members: Sequence[Member], table: pd.DataFrame, *histories: pd.DataFrame) -> MetricHistory:
+def compare_members(study: dict, evaluation: dict, baselines: dict, baseline_metrics: dict, baseline_per_user: dict,
+                    **results: dict | pd.DataFrame) -> tuple[pd.DataFrame, list[dict], str]:
+    """The study's table, members and recommendation from every member's test metrics and per-user metrics."""
+    metrics, per_user = _by_member(results, "test_metrics"), _by_member(results, "per_user_metrics")
+    return compare_variants({member: (metrics[member], per_user[member]) for member in metrics}, study, evaluation,
+                            baselines, baseline_metrics, baseline_per_user)
+
+
+def study_tracked_metrics(table: pd.DataFrame, **histories: pd.DataFrame) -> MetricHistory:
     """MLflow metrics of the study run: each member's training curves, and the table's means and differences."""
     out: MetricHistory = {}
-    for (seed, variant), history in zip(members, histories, strict=True):
+    for (seed, variant), history in _by_member(histories, "history").items():
         out |= history_metrics(f"{variant}/seed_{seed}", history)
     for row in table.to_dict(orient="records"):
         numbers = {key: value for key, value in row.items() if key not in ("protocol", "metric", "variant")}

@@ -1,0 +1,105 @@
+"""The study's members — which seeds, which ConvNCF recipes — read from ``conf/<env>/study.yml``.
+
+They decide the study pipeline's nodes (one namespace per seed, one training node per recipe), so they must be known
+when Kedro registers pipelines, which it does before it reads a run's ``--params``, ``--env`` or ``--conf-source``
+(and which `kedro registry describe` does without any of them). Kedro's maintainers advise against reading the
+parameters there; the idiom they point to keeps the variant list in its own config file. Every command reads it the
+same way: the project's ``conf`` under the environment named by ``KEDRO_ENV`` (``local`` when unset), and a study run
+whose own conf names other members stops and says so (:func:`check_registered`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from convncf_kedro.errors import ParameterError
+from convncf_kedro.params import _Group, parse_params
+
+CONFIG = "study"  # conf/<env>/study.yml
+CONFIG_PATTERNS = ["study*", "study*/**"]  # settings.py registers them with the config loader
+SEED_NAMESPACE = "study.seed_"  # each seed's members live in the namespace study.seed_<seed>
+CONVNCF_NODE = "train_convncf_"  # each recipe's training node in a seed's namespace: train_convncf_<recipe>
+
+
+class StudyMembers(_Group):
+    seeds: list[int] = Field(min_length=1)  # one MF and one of each variant per seed
+    recipes: list[str] = Field(min_length=1)  # ConvNCF recipes compared, by name in convncf.recipes
+
+    @field_validator("seeds", "recipes")
+    @classmethod
+    def _distinct(cls, values: list) -> list:
+        if len(set(values)) != len(values):
+            raise ValueError(f"{values} repeats an entry")
+        return values
+
+    def same_as(self, other: StudyMembers) -> bool:
+        return set(self.seeds) == set(other.seeds) and set(self.recipes) == set(other.recipes)
+
+    def describe(self) -> str:
+        return f"seeds {self.seeds}, recipes {self.recipes}"
+
+
+def from_config(config: dict[str, Any], where: str) -> StudyMembers:
+    """Parse study.yml's content; an error names the file and the key."""
+    try:
+        return parse_params(StudyMembers, config, "study")
+    except ParameterError as exc:
+        raise ParameterError(f"{exc.name} ({where})", str(exc).split("': ", 1)[1]) from exc
+
+
+def registered(project_path: Path | None = None) -> StudyMembers | None:
+    """The members as pipeline registration reads them: ``conf/base/study.yml`` merged with the ``KEDRO_ENV``
+    environment's (``local`` by default) of the project above the working folder. None without a study.yml."""
+    from kedro.config import MissingConfigException
+    from kedro.framework.project import settings
+    from kedro.utils import find_kedro_project
+
+    root = project_path or find_kedro_project(Path.cwd()) or Path.cwd()
+    env = os.environ.get("KEDRO_ENV")
+    loader = settings.CONFIG_LOADER_CLASS(conf_source=str(root / settings.CONF_SOURCE), env=env,
+                                          **settings.CONFIG_LOADER_ARGS)
+    loader.config_patterns.setdefault(CONFIG, CONFIG_PATTERNS)  # also where settings.py is not loaded yet
+    try:
+        config = loader[CONFIG]
+    except (MissingConfigException, KeyError):
+        return None
+    return from_config(config, f"{settings.CONF_SOURCE}/*/study.yml, KEDRO_ENV={env or 'local'}") if config else None
+
+
+def of_pipeline(pipeline: Any) -> StudyMembers | None:
+    """The members a built study pipeline trains, read off its node names; None when it has none."""
+    seeds, recipes = [], []
+    for node in pipeline.nodes:
+        if not node.name.startswith(SEED_NAMESPACE):
+            continue
+        namespace, name = node.name.rsplit(".", 1)
+        seed = int(namespace.removeprefix(SEED_NAMESPACE))
+        seeds += [seed] if seed not in seeds else []
+        recipe = name.removeprefix(CONVNCF_NODE)
+        recipes += [recipe] if name.startswith(CONVNCF_NODE) and recipe not in recipes else []
+    return StudyMembers(seeds=seeds, recipes=recipes) if seeds else None
+
+
+def check_registered(config_loader: Any, env: str | None, registered_pipeline: Any) -> StudyMembers:
+    """A study run's own conf (its ``--env`` and ``--conf-source``) must name the members the pipeline was
+    registered with; otherwise the run would train one set and report another."""
+    try:
+        config = config_loader[CONFIG]
+    except Exception:  # noqa: BLE001 (Kedro raises MissingConfigException or KeyError by version)
+        config = None
+    if not config:
+        raise ParameterError("study", "the study's members are missing: add conf/base/study.yml with `seeds` and "
+                                      "`recipes`")
+    members = from_config(config, f"study.yml of env '{env or 'local'}'")
+    built = of_pipeline(registered_pipeline)
+    if built is None or not members.same_as(built):
+        raise ParameterError(
+            "study", f"this run's study.yml names {members.describe()}, but the study pipeline was registered with "
+            f"{built.describe() if built else 'no members'}: Kedro registers pipelines before it reads --env or "
+            "--conf-source, from the project's conf under KEDRO_ENV; run with KEDRO_ENV=<env> instead of --env, or "
+            "put the members in the conf that registration reads")
+    return members
