@@ -1,7 +1,7 @@
 """The simple baselines on the shared datasets: tuned on validation (the `baselines` pipeline), then evaluated on
 test by the `evaluation` pipeline's own node, on the same protocols, users and candidates as MF and ConvNCF.
 
-Run: python benchmarks/baselines.py [dataset ...] [--params "{baselines: {trials: 20}}"]   (default: ml-100k)
+Run: python -m benchmarks.baselines [dataset ...] [--params "{baselines: {trials: 20}}"]   (default: ml-100k)
 Each dataset gets its own work project (benchmarks/.work/baselines-<dataset>). Writes
 benchmarks/results/baselines_<dataset>.json: per model its chosen parameters, validation metric, tuning seconds and
 test metrics by protocol; the machine and the commit. benchmarks/tables.py prints the tables.
@@ -12,17 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _gemm import machine  # noqa: E402
-from kedro_project import KedroProject  # noqa: E402
+from benchmarks._gemm import machine
+from tests.kedro_project import KedroProject
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = Path(__file__).resolve().parent / ".work"

@@ -1,6 +1,6 @@
 """How long `kedro --help` takes in this tree and in an earlier commit's, on the same machine in the same run.
 
-Run: git worktree add /tmp/old REV && python benchmarks/cli_startup.py /tmp/old
+Run: git worktree add /tmp/old REV && python -m benchmarks.cli_startup /tmp/old
 Every `kedro` command imports the project's settings; they should not drag in torch, ONNX Runtime and every
 pipeline. Alternates the two trees 5 times each (fresh processes, PYTHONPATH pointing at each tree's src); writes
 benchmarks/results/cli_startup.json with every run, the medians and the machine.
@@ -17,8 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _gemm import machine  # noqa: E402
+from benchmarks._gemm import machine
 
 HERE = Path(__file__).resolve().parent
 

@@ -1,6 +1,6 @@
 """Each ConvNCF recipe against its MF pretraining on MovieLens 100K: validation curves, same budget.
 
-Run: python benchmarks/convncf_recipes.py [epochs]   (default 8 epochs per recipe; --plot redraws the figure)
+Run: python -m benchmarks.convncf_recipes [epochs]   (default 8 epochs per recipe; --plot redraws the figure)
 Ingests ml-100k from ../shared/datasets in a work folder (benchmarks/.work, kept between runs), pretrains
 MF with the shipped parameters once, then trains ConvNCF from that MF with each recipe of
 conf/base/parameters_convncf.yml for the same number of epochs (no early stopping), fp32, and records
@@ -21,12 +21,10 @@ import matplotlib
 import yaml
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from kedro_project import PROJECT_ROOT, KedroProject  # noqa: E402
-
-from convncf_kedro.models import saved_info  # noqa: E402
+from convncf_kedro.models import saved_info
+from tests.kedro_project import PROJECT_ROOT, KedroProject
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = Path(__file__).resolve().parent / ".work"

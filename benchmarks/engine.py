@@ -1,6 +1,6 @@
 """The scoring engine: fp32 vs INT8 graphs, and full ranking of MovieLens 100K in one process vs on Dask.
 
-Run: python benchmarks/engine.py [--label=-x]   (about 8 minutes on 2 cores; run it on an otherwise idle machine)
+Run: python -m benchmarks.engine [--label=-x]   (about 8 minutes on 2 cores; run it on an otherwise idle machine)
 Measures, in one run, on the paper's tower (d = 64, C = 32; 3.06 MFLOP per pair; random weights score as
 fast as trained ones):
   1. the fp32 GEMM limit with 1 thread and with every core (torch, 2048² matmul, best of 3);
@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,16 +29,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _gemm import gemm_flops, machine  # noqa: E402
-from kedro_project import SHARED_DATASETS  # noqa: E402
-
-from convncf_kedro.exporting.onnx_export import export_onnx  # noqa: E402
-from convncf_kedro.exporting.quantize import quantize_int8  # noqa: E402
-from convncf_kedro.models import ConvNCF, ConvNCFConfig  # noqa: E402
-from convncf_kedro.serving.engine import RankSettings, rank_users  # noqa: E402
-from convncf_kedro.serving.session import create_session, onnx_pair_scorer  # noqa: E402
+from benchmarks._gemm import gemm_flops, machine
+from convncf_kedro.exporting.onnx_export import export_onnx
+from convncf_kedro.exporting.quantize import quantize_int8
+from convncf_kedro.models import ConvNCF, ConvNCFConfig
+from convncf_kedro.serving.engine import RankSettings, rank_users
+from convncf_kedro.serving.session import create_session, onnx_pair_scorer
+from tests.kedro_project import SHARED_DATASETS
 
 FLOP_PER_PAIR = 2 * 1_531_936
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -1,6 +1,6 @@
 """Time and peak memory of `ingestion` + `matrix` on Gowalla (1.03 M interactions), through Kedro.
 
-Run: python benchmarks/ingestion.py [dataset]   (default gowalla; datasets from ../shared/datasets)
+Run: python -m benchmarks.ingestion [dataset]   (default gowalla; datasets from ../shared/datasets)
 Writes benchmarks/results/ingestion_<dataset>.json and prints it.
 """
 
@@ -15,8 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from kedro_project import KedroProject  # noqa: E402
+from tests.kedro_project import KedroProject
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -2,7 +2,7 @@
 (ConvNCF re-ranks the shortlist its own embeddings retrieve) — seconds and peak memory per stage, the two-stage check,
 and full-ranking NDCG@10 of the two stages against exhaustive ranking on the evaluation's user sample.
 
-Run: python benchmarks/large_catalog.py gowalla      (then: python benchmarks/large_catalog.py ml-100k, the memory yardstick)
+Run: python -m benchmarks.large_catalog gowalla      (then: python -m benchmarks.large_catalog ml-100k, the memory yardstick)
 Each stage is a `kedro run --pipeline <stage>` process in the work project benchmarks/.work/large-<dataset> (its log in
 logs/<stage>.log there), with the shipped parameters and the dataset's budget below (written to conf/local). Stages
 already completed with the same budget are skipped on a rerun, and ConvNCF's epochs resume from their checkpoint,
@@ -22,13 +22,11 @@ from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _gemm import gemm_flops, machine  # noqa: E402
-from kedro_project import KedroProject  # noqa: E402
-from two_stage import rank_both_ways  # noqa: E402
-
-from convncf_kedro.evaluation import sample_test_users  # noqa: E402
-from convncf_kedro.pipeline_registry import TRAIN_STAGES  # noqa: E402
+from benchmarks._gemm import gemm_flops, machine
+from benchmarks.two_stage import rank_both_ways
+from convncf_kedro.evaluation import sample_test_users
+from convncf_kedro.pipeline_registry import TRAIN_STAGES
+from tests.kedro_project import KedroProject
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = Path(__file__).resolve().parent / ".work"

@@ -1,6 +1,6 @@
 """Scoring speed of the paper's tower: PyTorch eager vs ONNX Runtime, and full ranking of MovieLens 100K.
 
-Run: python benchmarks/scoring.py
+Run: python -m benchmarks.scoring
 One (user, item) score costs 3.06 MFLOP at d=64, C=32 (1,531,936 multiply-adds), so the machine's
 limit is GEMM FLOP/s ÷ 3.06 MFLOP, with the GEMM of the same precision (fp32 or bf16) measured in the
 same run; every timing is the median of 3 runs (the GEMM the best of 3). Measures
@@ -26,15 +26,13 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _gemm import gemm_limits, machine, native_bf16  # noqa: E402
-
-from convncf_kedro.exporting.onnx_export import export_onnx  # noqa: E402
-from convncf_kedro.models import ConvNCF, ConvNCFConfig  # noqa: E402
-from convncf_kedro.models.scoring import pair_scorer  # noqa: E402
-from convncf_kedro.ranking.full import top_k_unseen  # noqa: E402
-from convncf_kedro.serving.session import create_session, onnx_block_scorer, onnx_pair_scorer  # noqa: E402
-from convncf_kedro.training import runtime  # noqa: E402
+from benchmarks._gemm import gemm_limits, machine, native_bf16
+from convncf_kedro.exporting.onnx_export import export_onnx
+from convncf_kedro.models import ConvNCF, ConvNCFConfig
+from convncf_kedro.models.scoring import pair_scorer
+from convncf_kedro.ranking.full import top_k_unseen
+from convncf_kedro.serving.session import create_session, onnx_block_scorer, onnx_pair_scorer
+from convncf_kedro.training import runtime
 
 FLOP_PER_PAIR = 2 * 1_531_936
 RESULTS = Path(__file__).resolve().parent / "results"

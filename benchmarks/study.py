@@ -1,8 +1,8 @@
 """The model study on the shared datasets: `kedro run --pipeline study` per dataset, published as results.
 
-Run: python benchmarks/study.py [dataset ...] [--members "{seeds: [2018, 2019], recipes: [authors]}"]
+Run: python -m benchmarks.study [dataset ...] [--members "{seeds: [2018, 2019], recipes: [authors]}"]
                                  [--params "{study: {extra_epochs: 5}}"] [--label=-x] [--replot]
-     python benchmarks/study.py <dataset> --label=-long --progress   (how far an unfinished study got)
+     python -m benchmarks.study <dataset> --label=-long --progress   (how far an unfinished study got)
 (default: ml-100k; --replot redraws the plots from the results files)
 Each dataset gets its own work project (benchmarks/.work/study-<dataset>, kept between runs). A member
 (variant, seed) whose checkpoint finished with the same parameters and data is not trained again, so an
@@ -17,16 +17,14 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _gemm import machine  # noqa: E402
-from kedro_project import KedroProject  # noqa: E402
+from benchmarks._gemm import machine
+from tests.kedro_project import KedroProject
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = Path(__file__).resolve().parent / ".work"
@@ -82,7 +80,7 @@ def progress(dataset: str, label: str = "") -> dict:
                             text=True, check=False).stdout.strip()
     out = {"script": "benchmarks/study.py --progress", "dataset_key": dataset, "label": label, "members": members,
            "machine": machine(), "commit": commit, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-           "continue_with": "bash scripts/long_study.sh" if label == "-long" else f"python benchmarks/study.py {dataset}"}
+           "continue_with": "bash scripts/long_study.sh" if label == "-long" else f"python -m benchmarks.study {dataset}"}
     (RESULTS / f"study_{dataset}{label}-progress.json").write_text(json.dumps(out, indent=1) + "\n")
     return out
 

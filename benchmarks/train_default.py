@@ -1,6 +1,6 @@
 """The README's main job, measured: `train` with the shipped parameters on MovieLens 100K, stage by stage.
 
-Run: python benchmarks/train_default.py
+Run: python -m benchmarks.train_default
 Runs the stages of `kedro run --pipeline train` (ingestion, matrix, pretrain, convncf, export, evaluation)
 in a fresh project under benchmarks/.work with the shipped conf and ml-100k from ../shared/datasets, and
 writes benchmarks/results/train_default.json: seconds per stage, the best epochs, the test metrics table
@@ -12,19 +12,14 @@ from __future__ import annotations
 import json
 import resource
 import shutil
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from kedro_project import KedroProject  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _gemm import machine  # noqa: E402
-
-from convncf_kedro.models import saved_info  # noqa: E402
-from convncf_kedro.pipeline_registry import TRAIN_STAGES  # noqa: E402
+from benchmarks._gemm import machine
+from convncf_kedro.models import saved_info
+from convncf_kedro.pipeline_registry import TRAIN_STAGES
+from tests.kedro_project import KedroProject
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = Path(__file__).resolve().parent / ".work" / "train-default"

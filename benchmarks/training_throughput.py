@@ -1,6 +1,6 @@
 """ConvNCF training throughput (triples/s) at the paper's tower, as a fraction of the GEMM limit.
 
-Run: python benchmarks/training_throughput.py
+Run: python -m benchmarks.training_throughput
 One training triple costs 18.4 MFLOP at d=64, C=32 (two tower passes forward, twice that backward),
 so the machine's limit is GEMM FLOP/s ÷ 18.4 MFLOP, with the GEMM measured in the same run in the
 same precision as the training it is compared with (fp32 rows against the fp32 GEMM, bf16 rows against
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,15 +23,13 @@ import pandas as pd
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _gemm import gemm_limits, machine, native_bf16  # noqa: E402
-
-from convncf_kedro.interactions.prepare import positives_matrix  # noqa: E402
-from convncf_kedro.models import ConvNCF, ConvNCFConfig  # noqa: E402
-from convncf_kedro.params import PhaseParams  # noqa: E402
-from convncf_kedro.training import runtime  # noqa: E402
-from convncf_kedro.training.loop import optimisers_for, train_step  # noqa: E402
-from convncf_kedro.training.sampler import sample_triples  # noqa: E402
+from benchmarks._gemm import gemm_limits, machine, native_bf16
+from convncf_kedro.interactions.prepare import positives_matrix
+from convncf_kedro.models import ConvNCF, ConvNCFConfig
+from convncf_kedro.params import PhaseParams
+from convncf_kedro.training import runtime
+from convncf_kedro.training.loop import optimisers_for, train_step
+from convncf_kedro.training.sampler import sample_triples
 
 FLOP_PER_TRIPLE = 3 * 2 * 2 * 1_531_936  # (fwd + 2× bwd) × 2 pairs × 2 FLOP per multiply-add
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"

@@ -1,6 +1,6 @@
 """Training speed of this tree against an earlier commit's, on the same machine in the same run.
 
-Run: git worktree add /tmp/old REV && python benchmarks/training_vs_commit.py /tmp/old
+Run: git worktree add /tmp/old REV && python -m benchmarks.training_vs_commit /tmp/old
 Alternates the two trees' own `benchmarks/training_throughput.py` step timings (fp32, batch 256, the paper
 tower, ml-100k triples, each tree's shipped `chunk_triples` where it has one), 3 times each, each in a fresh
 process; writes
@@ -17,14 +17,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _gemm import machine  # noqa: E402
+from benchmarks._gemm import machine
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
 PROBE = """
 import sys, pathlib, statistics
-sys.path.insert(0, "benchmarks")
+sys.path.insert(0, "benchmarks")  # either tree's layout: older ones import their helpers by file name
 import training_throughput as t
 t.SHARED = pathlib.Path({shared!r}) / "datasets"
 from convncf_kedro.training import runtime

@@ -1,7 +1,7 @@
 """Two-stage ranking on a trained ConvNCF: full ranking of every test user through every unseen item, and through a
 shortlist retrieved by the model's own embeddings — seconds, and the paired difference of test NDCG@10.
 
-Run: python benchmarks/two_stage.py [dataset] [--epochs N]   (default: ml-100k, ConvNCF trained 2 epochs)
+Run: python -m benchmarks.two_stage [dataset] [--epochs N]   (default: ml-100k, ConvNCF trained 2 epochs)
 Trains in its own work project (benchmarks/.work/two-stage-<dataset>: ingestion → export with the shipped parameters,
 ConvNCF's epochs as given), reads export's check (retrieval_validation.json: the shortlist chosen on validation),
 then ranks all test users both ways with the scoring engine in one process, on one thread. Writes
@@ -13,22 +13,19 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from _gemm import gemm_flops, machine  # noqa: E402
-from kedro_project import KedroProject  # noqa: E402
-
-from convncf_kedro.interactions.prepare import positives_matrix  # noqa: E402
-from convncf_kedro.ranking.full import hits_against  # noqa: E402
-from convncf_kedro.ranking.metrics import full_ranking_metrics_per_user, paired_difference  # noqa: E402
-from convncf_kedro.serving.engine import RankSettings, rank_users  # noqa: E402
-from convncf_kedro.training import runtime  # noqa: E402
+from benchmarks._gemm import gemm_flops, machine
+from convncf_kedro.interactions.prepare import positives_matrix
+from convncf_kedro.ranking.full import hits_against
+from convncf_kedro.ranking.metrics import full_ranking_metrics_per_user, paired_difference
+from convncf_kedro.serving.engine import RankSettings, rank_users
+from convncf_kedro.training import runtime
+from tests.kedro_project import KedroProject
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORK = Path(__file__).resolve().parent / ".work"

@@ -8,6 +8,6 @@ python -m pip install -q -e . 2>/dev/null || echo "pip install failed (offline?)
 python scripts/gpu_check.py "${1:-}"
 # the study, smoke-sized, on the GPU (one seed, one extra epoch): the pipeline a full GPU study would run
 if [ -d ../shared/datasets/ml-100k ]; then
-  python benchmarks/study.py ml-100k --label=-gpu-smoke --members '{seeds: [2018], recipes: [authors, residual, mf_identity]}' \
+  python -m benchmarks.study ml-100k --label=-gpu-smoke --members '{seeds: [2018], recipes: [authors, residual, mf_identity]}' \
     --params '{study: {extra_epochs: 1}, pretrain: {training: {device: cuda}}, convncf: {training: {device: cuda}}}'
 fi

@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export KEDRO_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1
-exec python benchmarks/study.py "${1:-ml-100k-ncf}" --label=-long --members "{seeds: [2018, 2019, 2020], recipes: [authors]}" --params "{study: {extra_epochs: 300,
+exec python -m benchmarks.study "${1:-ml-100k-ncf}" --label=-long --members "{seeds: [2018, 2019, 2020], recipes: [authors]}" --params "{study: {extra_epochs: 300,
   validate_every: 5, patience: 5, min_epochs: 50}, convncf: {training: {threads: 1}}, pretrain: {training: {threads: 1}}}"

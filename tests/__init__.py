@@ -1,0 +1,1 @@
+"""Tests; also imported by the benchmarks (python -m benchmarks.<name>) for the KedroProject helper."""
