@@ -23,7 +23,7 @@ from convncf_kedro.models import BPRRecommender, ModelInfo, load_model, saved_in
 from convncf_kedro.models.baselines import load_baseline
 from convncf_kedro.models.scoring import block_scorer, pair_scorer
 from convncf_kedro.params import EvaluationParams, parse_params
-from convncf_kedro.ranking.full import ScorePairs, hits_against, top_k_unseen
+from convncf_kedro.ranking.full import ScorePairs, clamp_shortlist, hits_against, top_k_unseen
 from convncf_kedro.ranking.metrics import (
     full_ranking_metrics_per_user,
     mean_metrics,
@@ -92,7 +92,7 @@ def evaluate_exported(
     score with (ONNX Runtime, fp32), on ``evaluation.cluster`` like `score`; with ``evaluation.candidates:
     {retrieve: …}`` its full ranking goes through two stages, and is labelled approximate."""
     p = parse_params(EvaluationParams, params, "evaluation")
-    shortlist = p.shortlist(retrieval_check, "evaluation")
+    shortlist = clamp_shortlist(p.shortlist(retrieval_check, "evaluation"), train_matrix.shape[1])
     data = _same_run(ingestion_manifest, train_matrix, valid, valid_negatives, test, test_negatives)
     check_trained_on(saved_model, data, "evaluation")
     check_exported_from(graph, saved_model)

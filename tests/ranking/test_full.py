@@ -80,3 +80,13 @@ def test_non_finite_scores_stop_both_protocols_naming_the_model(real_slice, bad)
     nan_model = lambda u, i: np.full(len(u), bad, dtype=np.float32)  # noqa: E731
     with pytest.raises(NonFiniteScoresError, match="ConvNCF at epoch 3"):
         evaluate_sampled(nan_model, np.arange(2), np.arange(20).reshape(2, 10), [5], label="ConvNCF at epoch 3")
+
+
+def test_a_shortlist_longer_than_the_catalog_is_every_item_and_said_once(caplog):
+    from convncf_kedro.ranking.full import clamp_shortlist
+
+    with caplog.at_level("INFO"):
+        assert clamp_shortlist(5000, 1682) == 1682
+    assert [r.getMessage() for r in caplog.records] == [
+        "shortlist of 5000 is more than the 1682 items: every item is a candidate"]
+    assert clamp_shortlist(50, 1682) == 50 and clamp_shortlist(None, 1682) is None

@@ -100,6 +100,14 @@ def hits_against(top_items: np.ndarray, users: np.ndarray, relevant: sp.csr_matr
 RetrieveBlock = Callable[[np.ndarray], np.ndarray]  # users (U,) → cheap first-stage scores (U, n_items)
 
 
+def clamp_shortlist(size: int | None, n_items: int) -> int | None:
+    """A shortlist as long as the catalog or longer is every item: said once, where the run starts."""
+    if size is not None and size > n_items:
+        logger.info("shortlist of %d is more than the %d items: every item is a candidate", size, n_items)
+        return n_items
+    return size
+
+
 def shortlist_unseen(retrieve: RetrieveBlock, users: np.ndarray, seen: sp.csr_matrix, size: int) -> np.ndarray:
     """(U, size) each user's ``size`` best unseen items by the first-stage scores, ascending item order (-1 where a
     user has fewer unseen items)."""

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from convncf_kedro.ranking.full import clamp_shortlist
 
 from .engine import RankSettings, rank_users
 from .session import check_id_maps, check_same_weights, check_seen, create_session
@@ -41,9 +44,7 @@ def recommend(
         if retrieval is None:
             raise ValueError("a shortlist was asked for, but no retrieval graph was given")
         check_same_weights(graph, retrieval)
-        if settings.shortlist > len(item_map):
-            logger.info("shortlist of %d is more than the %d items: every item is a candidate", settings.shortlist,
-                        len(item_map))
+        settings = replace(settings, shortlist=clamp_shortlist(settings.shortlist, len(item_map)))
     check_seen(seen, user_map, item_map, "seen")
     if unknown_users not in ("skip", "popular"):
         raise ValueError(f"unknown_users must be 'skip' or 'popular', not '{unknown_users}'")
