@@ -1,4 +1,5 @@
-"""The machine's GEMM throughput per precision: the yardstick every speed figure here is a fraction of."""
+"""What a figure was measured on: the machine's GEMM throughput per precision (the yardstick every speed figure here
+is a fraction of), the machine, and the commit."""
 
 from __future__ import annotations
 
@@ -57,3 +58,16 @@ def machine() -> str:
     extras = f" ({', '.join(low_precision)})" if low_precision else ""
     return (f"{model} ({platform.machine()}), {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}"
             f"{extras}, torch {torch.__version__}")
+
+
+def commit() -> str:
+    """The commit of this working tree (short hash), "unknown" outside git; a trailing "+" where files differ from it."""
+    import subprocess
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
+                         check=False).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True,
+                           text=True, check=False).stdout.strip()
+    return (rev + ("+" if dirty else "")) if rev else "unknown"

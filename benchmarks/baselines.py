@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
-from benchmarks._gemm import machine
+from benchmarks._gemm import commit, machine
 from tests.kedro_project import KedroProject
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -40,11 +39,9 @@ def run(dataset: str, params: dict) -> dict:
         project.run(pipeline, params=params, nodes=nodes)
         seconds[nodes[0] if nodes else pipeline] = round(time.perf_counter() - started, 1)
     models = {name: load() for name, load in project.load("baseline_test_metrics").items()}
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
-                            text=True, check=False).stdout.strip()
     out = {"script": "benchmarks/baselines.py", "dataset": dataset, "params": params, "seconds": seconds,
            "statistics": project.load("dataset_statistics"), "models": models, "machine": machine(),
-           "commit": commit, "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+           "commit": commit(), "date": datetime.now(UTC).strftime("%Y-%m-%d")}
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"baselines_{dataset}.json").write_text(json.dumps(out, indent=1) + "\n")
     return out

@@ -23,6 +23,7 @@ import yaml
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from benchmarks._gemm import commit
 from convncf_kedro.models import saved_info
 from tests.kedro_project import PROJECT_ROOT, KedroProject
 
@@ -62,7 +63,7 @@ def run(epochs: int) -> dict:
             "curve_hr@10": history["hr@10"].round(5).tolist(),
             "curve_loss": history["loss"].round(5).tolist(),
         }
-        out["date"] = datetime.now(UTC).strftime("%Y-%m-%d")
+        out["date"], out["commit"] = datetime.now(UTC).strftime("%Y-%m-%d"), commit()
         RESULTS.mkdir(exist_ok=True)
         path.write_text(json.dumps(out, indent=2) + "\n")
         print(f"{name}: best valid ndcg@10 {best.valid_metrics['ndcg@10']:.4f} at epoch {best.epoch}")  # noqa: T201

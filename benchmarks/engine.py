@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from benchmarks._gemm import gemm_flops, machine
+from benchmarks._gemm import commit, gemm_flops, machine
 from convncf_kedro.exporting.onnx_export import export_onnx
 from convncf_kedro.exporting.quantize import quantize_int8
 from convncf_kedro.models import ConvNCF, ConvNCFConfig
@@ -101,7 +101,8 @@ def main() -> None:
     one_worker = rankings[2]["pairs_per_second"]
     two_workers = rankings[3]["pairs_per_second"]
     out = {
-        "script": "benchmarks/engine.py", "machine": machine(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "script": "benchmarks/engine.py", "machine": machine(), "commit": commit(),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "gemm_gflops_fp32": {"1_thread": round(limit_1 / 1e9, 1), "all_threads": round(limit_all / 1e9, 1)},
         "statistic": "pair scoring: median of 3; full ranking: one run each",
         "pair_scoring": pair_rates(built, limit_1),

@@ -15,6 +15,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks._gemm import commit
 from tests.kedro_project import KedroProject
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -39,7 +40,7 @@ def main(dataset: str = "gowalla") -> dict:
         "matrix_seconds": round(matrix_s, 2),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "commit": commit(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"ingestion_{dataset}.json").write_text(json.dumps(result, indent=2) + "\n")

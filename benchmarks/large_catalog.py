@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks._gemm import gemm_flops, machine
+from benchmarks._gemm import commit, gemm_flops, machine
 from benchmarks.two_stage import rank_both_ways
 from convncf_kedro.evaluation import sample_test_users
 from convncf_kedro.pipeline_registry import TRAIN_STAGES
@@ -102,8 +102,6 @@ def main(dataset: str, exhaustive_threads: int | None) -> dict:
     recommendations = catalog.load("recommendations")
     scored = sum(len(load()) for load in recommendations.values()) if isinstance(recommendations, dict) else None
     train = catalog.load("train_matrix")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
-                            text=True, check=False).stdout.strip()
     stages = progress["stages"]
     out = {
         "script": "benchmarks/large_catalog.py", "dataset": dataset, "users": train.shape[0], "items": train.shape[1],
@@ -116,7 +114,7 @@ def main(dataset: str, exhaustive_threads: int | None) -> dict:
         "retrieval_check": check,
         "evaluation_convncf": {protocol: convncf[protocol] for protocol in ("sampled", "full") if protocol in convncf},
         "two_stage_vs_exhaustive": progress["exhaustive"],
-        "gemm_gflops_fp32": round(gemm_flops("fp32") / 1e9, 1), "machine": machine(), "commit": commit,
+        "gemm_gflops_fp32": round(gemm_flops("fp32") / 1e9, 1), "machine": machine(), "commit": commit(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
     (RESULTS / f"large_catalog_{dataset}.json").write_text(json.dumps(out, indent=1, default=str) + "\n")

@@ -26,7 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from benchmarks._gemm import gemm_limits, machine, native_bf16
+from benchmarks._gemm import commit, gemm_limits, machine, native_bf16
 from convncf_kedro.exporting.onnx_export import export_onnx
 from convncf_kedro.models import ConvNCF, ConvNCFConfig
 from convncf_kedro.models.scoring import pair_scorer
@@ -142,7 +142,7 @@ def main() -> dict:
         "full_ranking_ml100k_onnxruntime": ranking,
         "full_ranking_peak_rss_by_items": memory,
         "machine": machine(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "commit": commit(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "scoring.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
-from benchmarks._gemm import machine
+from benchmarks._gemm import commit, machine
 from tests.kedro_project import KedroProject
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -46,10 +45,8 @@ def run(dataset: str, params: dict, members: dict, label: str = "") -> dict:
     project.run("study", params={"export": {"dataset_name": NAMES[dataset]}, **params})
     seconds = time.perf_counter() - started
     summary = json.loads((project.root / "data/08_reporting/study_summary.json").read_text())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
-                            text=True, check=False).stdout.strip()
     out = {"script": "benchmarks/study.py", "dataset_key": dataset, "params": params, "members": members,
-           "commit": commit,
+           "commit": commit(),
            "seconds_this_run": round(seconds, 1), "machine": machine(),
            "date": datetime.now(UTC).strftime("%Y-%m-%d"), **summary}
     RESULTS.mkdir(exist_ok=True)
@@ -76,10 +73,8 @@ def progress(dataset: str, label: str = "") -> dict:
                         f"best_valid_{metric}": round(float(best[metric]), 4),
                         f"start_valid_{metric}": round(float(history.iloc[0][metric]), 4),
                         "seconds": round(float(history["seconds"].sum()), 1), "stopped": stopped})
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
-                            text=True, check=False).stdout.strip()
     out = {"script": "benchmarks/study.py --progress", "dataset_key": dataset, "label": label, "members": members,
-           "machine": machine(), "commit": commit, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+           "machine": machine(), "commit": commit(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
            "continue_with": "bash scripts/long_study.sh" if label == "-long" else f"python -m benchmarks.study {dataset}"}
     (RESULTS / f"study_{dataset}{label}-progress.json").write_text(json.dumps(out, indent=1) + "\n")
     return out

@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks._gemm import machine
+from benchmarks._gemm import commit, machine
 from convncf_kedro.models import saved_info
 from convncf_kedro.pipeline_registry import TRAIN_STAGES
 from tests.kedro_project import KedroProject
@@ -49,7 +49,7 @@ def main() -> dict:
         "onnx_validation": catalog.load("onnx_validation"),
         "full_ranking_seconds": {name: catalog.load(f"test_metrics_{name}")["full"]["seconds"] for name in ("mf", "convncf")},
         "machine": machine(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "commit": commit(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "train_default.json").write_text(json.dumps(result, indent=2, default=str) + "\n")

@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 import yaml
 
-from benchmarks._gemm import gemm_limits, machine, native_bf16
+from benchmarks._gemm import commit, gemm_limits, machine, native_bf16
 from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.models import ConvNCF, ConvNCFConfig
 from convncf_kedro.params import PhaseParams
@@ -40,13 +40,6 @@ REPEATS = 3
 def shipped_chunk_triples() -> int | None:
     conf = yaml.safe_load((Path(__file__).resolve().parents[1] / "conf/base/parameters_convncf.yml").read_text())
     return conf["convncf"]["training"]["chunk_triples"]
-
-
-def commit() -> str:
-    import subprocess
-
-    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).resolve().parent,
-                          capture_output=True, text=True, check=False).stdout.strip() or "unknown"
 
 
 def triples_per_second(precision: str, batch_size: int, n_triples: int = 10_240,

@@ -17,7 +17,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks._gemm import machine
+from benchmarks._gemm import commit, machine
 
 HERE = Path(__file__).resolve().parent
 SHARED = HERE.parents[1] / "shared"
@@ -55,7 +55,7 @@ def main(old_tree: str) -> dict:
         "benchmark": "training triples/s, fp32, batch 256, paper tower; each tree's own training_throughput.py",
         "previous_commit": rev, "runs": runs, "machine": machine(), "threads": "torch default (one per core)",
         "median": {k: statistics.median(v) for k, v in runs.items()},
-        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "commit": commit(), "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
     result["ratio_this_to_previous"] = round(result["median"]["this"] / result["median"]["previous"], 3)
     (HERE / "results" / f"training_vs_{rev}.json").write_text(json.dumps(result, indent=2) + "\n")

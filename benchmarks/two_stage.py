@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks._gemm import gemm_flops, machine
+from benchmarks._gemm import commit, gemm_flops, machine
 from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.ranking.full import hits_against
 from convncf_kedro.ranking.metrics import full_ranking_metrics_per_user, paired_difference
@@ -74,12 +73,10 @@ def main(dataset: str, epochs: int) -> dict:
     check = project.load("retrieval_validation")
     users = np.unique(project.load("test")["user"].to_numpy())
     rows = rank_both_ways(project, users, [check["chosen"] or 200, 50, 200], threads=1)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=RESULTS.parent, capture_output=True,
-                            text=True, check=False).stdout.strip()
     out = {"script": "benchmarks/two_stage.py", "dataset": dataset, "convncf_epochs": epochs, "users": len(users),
            "items": project.load("train_matrix").shape[1], "threads": "1 (ONNX Runtime, one process)", "check": check,
            "rankings": rows, "gemm_gflops_fp32_1_thread": round(gemm_flops("fp32") / 1e9, 1), "machine": machine(),
-           "commit": commit, "date": datetime.now(UTC).strftime("%Y-%m-%d")}
+           "commit": commit(), "date": datetime.now(UTC).strftime("%Y-%m-%d")}
     (RESULTS / f"two_stage_{dataset}.json").write_text(json.dumps(out, indent=1) + "\n")
     return out
 
