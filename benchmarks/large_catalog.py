@@ -142,6 +142,7 @@ def main(name: str, exhaustive_threads: int | None) -> dict:
         "convncf_epochs_run": int(catalog.load("convncf_history")["epoch"].max()),
         "mf_epochs_run": int(catalog.load("mf_history")["epoch"].max()),
         "retrieval_check": check,
+        "sampled_negatives": catalog.load("params:ingestion")["n_negatives"],
         "evaluation_convncf": {protocol: convncf[protocol] for protocol in ("sampled", "full") if protocol in convncf},
         "two_stage_vs_exhaustive": progress["exhaustive"],
         "full_ranking_at_20": at_20,  # on the evaluation's user sample (LightGCN's published figures: every user)

@@ -295,6 +295,10 @@ def two_stage() -> str:
     return "\n\n".join(out)
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
 def large_catalog() -> str:
     """A large catalog end to end (large_catalog_<dataset>.json): stage times and memory, the two-stage check, the
     targets of two-stage scoring; ml-100k's run, where present, is the memory yardstick."""
@@ -303,11 +307,11 @@ def large_catalog() -> str:
     for path in sorted(RESULTS.glob("large_catalog_*.json")):
         r = json.loads(path.read_text())
         stages = [[stage + (f" (from `{row['reused_from']}`)" if row.get("reused_from") else ""),
-                   f"{row['seconds'] / 60:.1f} min", f"{row['peak_rss_mib']:,} MiB"] for stage, row in r["stages"].items()]
-        stages.insert(len(stages) - 1, ["**`train` in all**", f"**{r['train_seconds'] / 60:.1f} min**",
+                   _duration(row["seconds"]), f"{row['peak_rss_mib']:,} MiB"] for stage, row in r["stages"].items()]
+        stages.insert(len(stages) - 1, ["**`train` in all**", f"**{_duration(r['train_seconds'])}**",
                                         f"{r['train_peak_rss_mib']:,} MiB"])
         exhaustive = r["two_stage_vs_exhaustive"]
-        rows = [[name, row["shortlist"] or "—", f"{row['seconds'] / 60:.1f} min", f"{row['ndcg@10']:.4f}",
+        rows = [[name, row["shortlist"] or "—", _duration(row["seconds"]), f"{row['ndcg@10']:.4f}",
                  f"{row['vs_every_item']['difference']:+.4f} [{row['vs_every_item']['ci_low']:+.4f}, "
                  f"{row['vs_every_item']['ci_high']:+.4f}] ({row['vs_every_item']['verdict']})"]
                 for name, row in exhaustive.items()]
@@ -331,8 +335,8 @@ def large_catalog() -> str:
                 "the exhaustive top-10 per size: " + ", ".join(
                     f"{row['shortlist']}: {row['recall@10_of_exhaustive']:.3f}" for row in check["shortlists"]) + "). "
                 f"`score` ranked {r['score']['recommendation_rows']:,} recommendations through two stages in "
-                f"{r['score']['seconds'] / 60:.1f} min.{memory} Test, ConvNCF: sampled NDCG@10 "
-                f"{e['sampled']['ndcg@10']:.4f} (999 negatives where the budget says so), full NDCG@10 "
+                f"{_duration(r['score']['seconds'])}.{memory} Test, ConvNCF: sampled NDCG@10 "
+                f"{e['sampled']['ndcg@10']:.4f} ({r.get('sampled_negatives', '?')} negatives), full NDCG@10 "
                 f"{e['full']['ndcg@10']:.4f} (two stages) on {e['full']['users']:,} users. The same {users:,} test users "
                 "ranked against every unseen item and through the chosen shortlist, in one process:",
                 table(["candidates", "shortlist", "wall time", "test NDCG@10 (full)", "− every item [95 % interval]"],
