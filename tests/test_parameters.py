@@ -96,3 +96,11 @@ def test_a_run_refused_by_the_parameter_check_is_failed_in_mlflow(kedro_project)
     with pytest.raises(Exception, match=r"train.parquet") as later:  # the project lock was given back: the next
         project.run("matrix")                                          # run starts, and stops on its missing input
     assert "another kedro run" not in str(later.value)
+
+
+def test_a_malformed_study_yml_leaves_train_alone_and_stops_the_study_naming_it(kedro_project):
+    project = kedro_project()  # stops before reading any data
+    project.write_conf("study.yml", {"seeds": [1, 1], "recipes": ["authors"]})
+    assert study_members.registered(project.root) is None  # registration goes on: `train` is not the study's
+    with pytest.raises(ParameterError, match=r"'study.seeds \(study.yml of env 'local'\)': .*\[1, 1\] repeats an entry"):
+        project.run("study")

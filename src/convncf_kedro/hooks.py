@@ -98,7 +98,8 @@ class ValidateParametersHook:
 
         try:
             members = None
-            if any(node.name.startswith(study_members.SEED_NAMESPACE) for node in pipeline.nodes):
+            if "study" in (run_params.get("pipeline_names") or []) or any(
+                    node.name.startswith(study_members.SEED_NAMESPACE) for node in pipeline.nodes):
                 from kedro.framework.project import pipelines
 
                 members = study_members.check_registered(self._context.config_loader, run_params.get("env"),

@@ -10,6 +10,7 @@ whose own conf names other members stops and says so (:func:`check_registered`).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from pydantic import Field, field_validator
 
 from convncf_kedro.errors import ParameterError
 from convncf_kedro.params import _Group, parse_params
+
+logger = logging.getLogger(__name__)
 
 CONFIG = "study"  # conf/<env>/study.yml
 CONFIG_PATTERNS = ["study*", "study*/**"]  # settings.py registers them with the config loader
@@ -53,7 +56,8 @@ def from_config(config: dict[str, Any], where: str) -> StudyMembers:
 
 def registered(project_path: Path | None = None) -> StudyMembers | None:
     """The members as pipeline registration reads them: ``conf/base/study.yml`` merged with the ``KEDRO_ENV``
-    environment's (``local`` by default) of the project above the working folder. None without a study.yml."""
+    environment's (``local`` by default) of the project above the working folder. None without a usable study.yml
+    (a malformed one is logged here and named by the study run itself: it must not stop `train`)."""
     from kedro.config import MissingConfigException
     from kedro.framework.project import settings
     from kedro.utils import find_kedro_project
@@ -67,7 +71,11 @@ def registered(project_path: Path | None = None) -> StudyMembers | None:
         config = loader[CONFIG]
     except (MissingConfigException, KeyError):
         return None
-    return from_config(config, f"{settings.CONF_SOURCE}/*/study.yml, KEDRO_ENV={env or 'local'}") if config else None
+    try:
+        return from_config(config, f"{settings.CONF_SOURCE}/*/study.yml, KEDRO_ENV={env or 'local'}") if config else None
+    except ParameterError as exc:
+        logger.warning("%s; the study pipeline has no members until it is fixed", exc)
+        return None
 
 
 def of_pipeline(pipeline: Any) -> StudyMembers | None:
