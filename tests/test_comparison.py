@@ -41,4 +41,5 @@ def test_the_recommendation_names_the_best_on_validation_and_whether_its_lead_ho
     metrics, per_user = models(ease_lead=lead)
     sentence = recommendation(metrics, per_user, "ndcg@10", "sampled", 0.95, 500, 0)
     assert sentence.startswith("**Recommendation:** ease ranked best on validation ndcg@10 (0.4300, runner-up MF 0.4100)")
-    assert says in sentence and f"leads MF by {lead:+.4f}" in sentence
+    ahead = f"trails MF by {-lead:.4f}" if lead < 0 else f"leads MF by {lead:.4f}"
+    assert says in sentence and ahead in sentence and f"(difference {lead:+.4f}, interval" in sentence

@@ -76,8 +76,9 @@ def recommendation(
                "loss": "yet it is significantly behind on test: validation did not carry over, look closer",
                "no significant difference": "not a significant difference: either will do, prefer the simpler"}
     return (f"**Recommendation:** {best} ranked best on validation {metric} ({valid[best]:.4f}, runner-up {second} "
-            f"{valid[second]:.4f}); on test ({protocol} {metric}) it leads {second} by {compared['difference']:+.4f} "
-            f"(interval {compared['ci_low']:+.4f} to {compared['ci_high']:+.4f}): {verdict[compared['verdict']]}.")
+            f"{valid[second]:.4f}); on test ({protocol} {metric}) it {'trails' if compared['difference'] < 0 else 'leads'} "
+            f"{second} by {abs(compared['difference']):.4f} (difference {compared['difference']:+.4f}, interval "
+            f"{compared['ci_low']:+.4f} to {compared['ci_high']:+.4f}): {verdict[compared['verdict']]}.")
 
 
 # --- the study: variants × seeds -----------------------------------------------------------------------------
