@@ -76,6 +76,7 @@ def run_stage(project: KedroProject, stage: str) -> dict:
     log = project.root / "logs" / f"{stage}.log"
     log.parent.mkdir(exist_ok=True)
     env = {**os.environ, "MLFLOW_TRACKING_URI": project.tracking_uri}
+    tree = commit()  # the code this stage runs (each stage is a new process importing the working tree)
     started = time.perf_counter()
     with log.open("w") as out:
         child = subprocess.Popen([sys.executable, "-m", "kedro", "run", "--pipeline", stage], cwd=project.root,
@@ -84,7 +85,7 @@ def run_stage(project: KedroProject, stage: str) -> dict:
     seconds = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"stage {stage} failed: see {log}")
-    return {"seconds": round(seconds, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024)}
+    return {"seconds": round(seconds, 1), "peak_rss_mib": round(usage.ru_maxrss / 1024), "commit": tree}
 
 
 def main(name: str, exhaustive_threads: int | None) -> dict:
@@ -140,6 +141,7 @@ def main(name: str, exhaustive_threads: int | None) -> dict:
         "train_peak_rss_mib": max(stages[s]["peak_rss_mib"] for s in TRAIN_STAGES),
         "score": {**stages["score"], "report": catalog.load("scoring_report"), "recommendation_rows": scored},
         "convncf_epochs_run": int(catalog.load("convncf_history")["epoch"].max()),
+        "convncf_best_epoch": convncf["best_epoch"],  # 0: the MF start validated best (the export ranks as MF)
         "mf_epochs_run": int(catalog.load("mf_history")["epoch"].max()),
         "retrieval_check": check,
         "sampled_negatives": catalog.load("params:ingestion")["n_negatives"],

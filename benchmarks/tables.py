@@ -307,9 +307,10 @@ def large_catalog() -> str:
     for path in sorted(RESULTS.glob("large_catalog_*.json")):
         r = json.loads(path.read_text())
         stages = [[stage + (f" (from `{row['reused_from']}`)" if row.get("reused_from") else ""),
-                   _duration(row["seconds"]), f"{row['peak_rss_mib']:,} MiB"] for stage, row in r["stages"].items()]
+                   _duration(row["seconds"]), f"{row['peak_rss_mib']:,} MiB", row.get("commit", "?").split()[0]]
+                  for stage, row in r["stages"].items()]
         stages.insert(len(stages) - 1, ["**`train` in all**", f"**{_duration(r['train_seconds'])}**",
-                                        f"{r['train_peak_rss_mib']:,} MiB"])
+                                        f"{r['train_peak_rss_mib']:,} MiB", ""])
         exhaustive = r["two_stage_vs_exhaustive"]
         rows = [[name, row["shortlist"] or "—", _duration(row["seconds"]), f"{row['ndcg@10']:.4f}",
                  f"{row['vs_every_item']['difference']:+.4f} [{row['vs_every_item']['ci_low']:+.4f}, "
@@ -330,7 +331,7 @@ def large_catalog() -> str:
                 f"{r['mf_epochs_run']} epochs (early stopping), ConvNCF {r['convncf_epochs_run']}. {r['machine']} (fp32 "
                 f"GEMM {r['gemm_gflops_fp32']} GFLOP/s, same run), commit {r['commit']}, {r['date']} "
                 f"(`{path.relative_to(ROOT)}`, `python -m benchmarks.large_catalog {r.get('run', r['dataset'])}`).",
-                table(["stage", "wall time", "peak RSS"], stages),
+                table(["stage", "wall time", "peak RSS", "code (commit)"], stages),
                 f"Export's check on {check['users']} validation users chose a shortlist of {check['chosen']} (recall of "
                 "the exhaustive top-10 per size: " + ", ".join(
                     f"{row['shortlist']}: {row['recall@10_of_exhaustive']:.3f}" for row in check["shortlists"]) + "). "
@@ -366,17 +367,20 @@ def large_catalog_summary() -> str:
                 f"start validated better: it no longer ranks as its MF): shortlist {shortlisted['shortlist']} chosen on "
                 f"validation; two stages − every item on {shortlisted['users']:,} test users: {d['difference']:+.4f} "
                 f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] ({d['verdict']}); `score` for every user "
-                f"{r['score']['seconds'] / 60:.1f} min. `{path.relative_to(ROOT)}`, commit {r['commit']}.")
+                f"{_duration(r['score']['seconds'])}. `{path.relative_to(ROOT)}`.")
             continue
         out.append(
             f"- **{r['dataset']}** ({r['users']:,} users × {r['items']:,} items, {r['machine'].split(',')[0]}, 2 cores): "
             f"`train` end to end in {r['train_seconds'] / 60:.0f} min (target ≤ 90; MF early-stopped at "
-            f"{r['mf_epochs_run']} epochs, ConvNCF {r['convncf_epochs_run']} epochs), `score` for every user in "
-            f"{r['score']['seconds'] / 60:.1f} min through a shortlist of {shortlisted['shortlist']} (target ≤ 10); "
-            f"full-ranking NDCG@10 of two stages − every item on {shortlisted['users']:,} test users: "
-            f"{d['difference']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] ({d['verdict']}; ranking them against "
-            f"every item took {r['two_stage_vs_exhaustive']['every unseen item']['seconds'] / 60:.0f} min, through "
-            f"the shortlist {shortlisted['seconds'] / 60:.1f} min). `{path.relative_to(ROOT)}`, commit {r['commit']}.")
+            f"{r['mf_epochs_run']} epochs, ConvNCF trained {r['convncf_epochs_run']} epochs"
+            + (" and kept its MF start, which validated best, so the exported ConvNCF ranks as MF" if
+               r.get("convncf_best_epoch") == 0 else f", best at epoch {r.get('convncf_best_epoch')}")
+            + f"), `score` for every user in {_duration(r['score']['seconds'])} through a shortlist of "
+            f"{shortlisted['shortlist']} (target ≤ 10 min); full-ranking NDCG@10 of two stages − every item on "
+            f"{shortlisted['users']:,} test users: {d['difference']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] "
+            f"({d['verdict']}; ranking them against every item took "
+            f"{_duration(r['two_stage_vs_exhaustive']['every unseen item']['seconds'])}, through the shortlist "
+            f"{_duration(shortlisted['seconds'])}). `{path.relative_to(ROOT)}`.")
     return "\n".join(out)
 
 
