@@ -61,13 +61,15 @@ def machine() -> str:
 
 
 def commit() -> str:
-    """The commit of this working tree (short hash), "unknown" outside git; a trailing "+" where files differ from it."""
+    """The commit of this working tree (short hash), "unknown" outside git; a trailing "+" where code or conf differs
+    from it (results files and Markdown do not count: they are what the scripts write)."""
     import subprocess
     from pathlib import Path
 
     here = Path(__file__).resolve().parent
     rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True, text=True,
                          check=False).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True,
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                            ":(exclude)benchmarks/results", ":(exclude)*.md"], cwd=here.parent, capture_output=True,
                            text=True, check=False).stdout.strip()
     return (rev + ("+" if dirty else "")) if rev else "unknown"
