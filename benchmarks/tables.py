@@ -304,7 +304,7 @@ def large_catalog() -> str:
     targets of two-stage scoring; ml-100k's run, where present, is the memory yardstick."""
     small = load("large_catalog_ml-100k")
     out = []
-    for path in sorted(RESULTS.glob("large_catalog_*.json")):
+    for path in sorted(RESULTS.glob("large_catalog_*.json"), key=lambda p: (len(p.stem), p.stem)):
         r = json.loads(path.read_text())
         stages = [[stage + (f" (from `{row['reused_from']}`)" if row.get("reused_from") else ""),
                    _duration(row["seconds"]), f"{row['peak_rss_mib']:,} MiB", row.get("commit", "?").split()[0]]
@@ -355,7 +355,7 @@ def large_catalog() -> str:
 def large_catalog_summary() -> str:
     """The README's line per large catalog: the targets of two-stage scoring, met or not."""
     out = []
-    for path in sorted(RESULTS.glob("large_catalog_*.json")):
+    for path in sorted(RESULTS.glob("large_catalog_*.json"), key=lambda p: (len(p.stem), p.stem)):  # variants last
         r = json.loads(path.read_text())
         if r["dataset"] == "ml-100k":
             continue
@@ -363,8 +363,10 @@ def large_catalog_summary() -> str:
         d = shortlisted["vs_every_item"]
         if r.get("run", r["dataset"]) != r["dataset"]:  # a variant: what two stages cost a ConvNCF unlike its MF
             out.append(
-                f"- **{r['run']}** (ConvNCF kept at its best checked epoch, {r['convncf_epochs_run']} epochs, though its MF "
-                f"start validated better: it no longer ranks as its MF): shortlist {shortlisted['shortlist']} chosen on "
+                f"- **{r['run']}** (ConvNCF kept at its best checked epoch, {r.get('convncf_best_epoch')} of "
+                f"{r['convncf_epochs_run']}, though its MF start validated better: it no longer ranks as its MF — test "
+                f"NDCG@20 {r['full_ranking_at_20']['convncf']['ndcg@20']:.4f} against MF's "
+                f"{r['full_ranking_at_20']['mf']['ndcg@20']:.4f}): shortlist {shortlisted['shortlist']} chosen on "
                 f"validation; two stages − every item on {shortlisted['users']:,} test users: {d['difference']:+.4f} "
                 f"[{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] ({d['verdict']}); `score` for every user "
                 f"{_duration(r['score']['seconds'])}. `{path.relative_to(ROOT)}`.")
