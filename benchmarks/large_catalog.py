@@ -49,7 +49,7 @@ BUDGETS: dict[str, dict] = {
     },
     # the same, but ConvNCF's best checked epoch is kept even where its MF start validated better: a ConvNCF that has
     # moved away from its MF, where the shortlist of MF-like embeddings is a real approximation
-    "gowalla-moved": {"reuse": "gowalla"},
+    "gowalla-moved": {"reuse": "gowalla", "changes": {"convncf": {"training": {"select_start": False}}}},
     "ml-100k": {  # one thread each: it ran beside the Gowalla run (its figure that matters is memory)
         "pretrain": {"training": {"threads": 1}},
         "convncf": {"training": {"epochs": 3, "threads": 1}},
@@ -63,16 +63,20 @@ REUSED_STAGES = ["ingestion", "matrix", "pretrain", "baselines"]  # what a varia
 
 
 def budget_of(name: str) -> tuple[str, dict]:
-    """The dataset and the parameters a run name stands for (a variant: its base's, and what it changes)."""
-    if name == "gowalla-moved":
-        budget = json.loads(json.dumps(BUDGETS["gowalla"]))
-        budget["convncf"]["training"]["select_start"] = False
-        return "gowalla", budget
-    return name, BUDGETS[name]
+    """The dataset and the parameters a run name stands for (a variant: its base's, with its changes merged in)."""
+    entry = BUDGETS[name]
+    if "reuse" not in entry:
+        return name, entry
+
+    def merged(base: dict, changes: dict) -> dict:
+        return {**base, **{key: merged(base.get(key, {}), value) if isinstance(value, dict) else value
+                           for key, value in changes.items()}}
+
+    return entry["reuse"], merged(BUDGETS[entry["reuse"]], entry["changes"])
 
 
 def run_stage(project: KedroProject, stage: str) -> dict:
-    """`kedro run --pipeline stage` in its own process: wall seconds and the process's peak RSS."""
+    """`kedro run --pipeline stage` in its own process: wall seconds, the process's peak RSS, the commit it ran."""
     log = project.root / "logs" / f"{stage}.log"
     log.parent.mkdir(exist_ok=True)
     env = {**os.environ, "MLFLOW_TRACKING_URI": project.tracking_uri}

@@ -98,12 +98,9 @@ class ValidateParametersHook:
 
         try:
             members = None
-            if "study" in (run_params.get("pipeline_names") or []) or any(
-                    node.name.startswith(study_members.SEED_NAMESPACE) for node in pipeline.nodes):
-                from kedro.framework.project import pipelines
-
+            if "study" in (run_params.get("pipeline_names") or []):
                 members = study_members.check_registered(self._context.config_loader, run_params.get("env"),
-                                                         pipelines["study"])
+                                                         Path(run_params["project_path"]))
             validate_parameters(catalog.load("parameters"), members.recipes if members else None)
         except Exception:
             if mlflow.active_run() is not None:

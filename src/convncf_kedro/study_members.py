@@ -24,8 +24,6 @@ logger = logging.getLogger(__name__)
 
 CONFIG = "study"  # conf/<env>/study.yml
 CONFIG_PATTERNS = ["study*", "study*/**"]  # settings.py registers them with the config loader
-SEED_NAMESPACE = "study.seed_"  # each seed's members live in the namespace study.seed_<seed>
-CONVNCF_NODE = "train_convncf_"  # each recipe's training node in a seed's namespace: train_convncf_<recipe>
 
 
 class StudyMembers(_Group):
@@ -54,23 +52,28 @@ def from_config(config: dict[str, Any], where: str) -> StudyMembers:
         raise ParameterError(f"{exc.name} ({where})", str(exc).split("': ", 1)[1]) from exc
 
 
+def _read(loader: Any) -> dict | None:
+    """study.yml's content as a Kedro config loader merges it; None where there is none."""
+    from kedro.config import MissingConfigException
+
+    loader.config_patterns.setdefault(CONFIG, CONFIG_PATTERNS)  # also where settings.py is not loaded yet
+    try:
+        return loader[CONFIG] or None
+    except (MissingConfigException, KeyError):
+        return None
+
+
 def registered(project_path: Path | None = None) -> StudyMembers | None:
     """The members as pipeline registration reads them: ``conf/base/study.yml`` merged with the ``KEDRO_ENV``
     environment's (``local`` by default) of the project above the working folder. None without a usable study.yml
     (a malformed one is logged here and named by the study run itself: it must not stop `train`)."""
-    from kedro.config import MissingConfigException
     from kedro.framework.project import settings
     from kedro.utils import find_kedro_project
 
     root = project_path or find_kedro_project(Path.cwd()) or Path.cwd()
     env = os.environ.get("KEDRO_ENV")
-    loader = settings.CONFIG_LOADER_CLASS(conf_source=str(root / settings.CONF_SOURCE), env=env,
-                                          **settings.CONFIG_LOADER_ARGS)
-    loader.config_patterns.setdefault(CONFIG, CONFIG_PATTERNS)  # also where settings.py is not loaded yet
-    try:
-        config = loader[CONFIG]
-    except (MissingConfigException, KeyError):
-        return None
+    config = _read(settings.CONFIG_LOADER_CLASS(conf_source=str(root / settings.CONF_SOURCE), env=env,
+                                                **settings.CONFIG_LOADER_ARGS))
     try:
         return from_config(config, f"{settings.CONF_SOURCE}/*/study.yml, KEDRO_ENV={env or 'local'}") if config else None
     except ParameterError as exc:
@@ -78,32 +81,15 @@ def registered(project_path: Path | None = None) -> StudyMembers | None:
         return None
 
 
-def of_pipeline(pipeline: Any) -> StudyMembers | None:
-    """The members a built study pipeline trains, read off its node names; None when it has none."""
-    seeds, recipes = [], []
-    for node in pipeline.nodes:
-        if not node.name.startswith(SEED_NAMESPACE):
-            continue
-        namespace, name = node.name.rsplit(".", 1)
-        seed = int(namespace.removeprefix(SEED_NAMESPACE))
-        seeds += [seed] if seed not in seeds else []
-        recipe = name.removeprefix(CONVNCF_NODE)
-        recipes += [recipe] if name.startswith(CONVNCF_NODE) and recipe not in recipes else []
-    return StudyMembers(seeds=seeds, recipes=recipes) if seeds else None
-
-
-def check_registered(config_loader: Any, env: str | None, registered_pipeline: Any) -> StudyMembers:
+def check_registered(config_loader: Any, env: str | None, project_path: Path) -> StudyMembers:
     """A study run's own conf (its ``--env`` and ``--conf-source``) must name the members the pipeline was
-    registered with; otherwise the run would train one set and report another."""
-    try:
-        config = config_loader[CONFIG]
-    except Exception:  # noqa: BLE001 (Kedro raises MissingConfigException or KeyError by version)
-        config = None
+    registered with (:func:`registered`); otherwise the run would train one set and report another."""
+    config = _read(config_loader)
     if not config:
         raise ParameterError("study", "the study's members are missing: add conf/base/study.yml with `seeds` and "
                                       "`recipes`")
     members = from_config(config, f"study.yml of env '{env or 'local'}'")
-    built = of_pipeline(registered_pipeline)
+    built = registered(project_path)
     if built is None or not members.same_as(built):
         raise ParameterError(
             "study", f"this run's study.yml names {members.describe()}, but the study pipeline was registered with "

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from kedro.pipeline import Node, Pipeline
 
 from convncf_kedro.comparison import MF, MF_LONGER, variants
-from convncf_kedro.study_members import CONVNCF_NODE, SEED_NAMESPACE, StudyMembers
+from convncf_kedro.study_members import StudyMembers
 
 from .nodes import (
     compare_members,
@@ -26,6 +26,7 @@ from .nodes import (
 
 SHARED = {"train_matrix", "valid", "valid_negatives", "test", "test_negatives", "ingestion_manifest"}
 SPLIT = ["train_matrix", "valid", "valid_negatives"]
+SEED_NAMESPACE = "study.seed_"  # each seed's members live in the namespace study.seed_<seed>
 
 
 def _for_member(func: Callable, **member: object) -> Callable:
@@ -44,7 +45,7 @@ def _seed_pipeline(seed: int, recipes: Sequence[str]) -> Pipeline:
         *[Node(_for_member(train_convncf_member, seed=seed, recipe=recipe),
                [*SPLIT, f"{MF}_model", f"{recipe}_resume_checkpoint", "ingestion_manifest", "params:convncf",
                 "params:study"],
-               [f"{recipe}_checkpoint", f"{recipe}_model", f"{recipe}_history"], name=f"{CONVNCF_NODE}{recipe}")
+               [f"{recipe}_checkpoint", f"{recipe}_model", f"{recipe}_history"], name=f"train_convncf_{recipe}")
           for recipe in recipes],
     ]
     evaluated = [
