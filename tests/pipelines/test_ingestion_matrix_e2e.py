@@ -86,6 +86,18 @@ def test_runtime_params_change_the_split(kedro_project, shared_datasets):
     assert project.load("valid_negatives").groupby("user").size().unique().tolist() == [50]
 
 
+def test_validation_users_validates_a_sample_through_kedro_run_and_the_rest_trains(kedro_project):
+    """A large dataset's validation checks on a seeded sample of users; nothing leaves the training data."""
+    project = kedro_project("ml-100k")
+    for stage in ("ingestion", "matrix"):
+        project.run(stage, params={"ingestion": {"validation_users": 100}})
+    stats = project.load("dataset_statistics")
+    assert stats["evaluated_users"] == {"valid": 100, "test": 943}
+    assert stats["interactions"]["train"] + stats["interactions"]["valid"] == 100_000 - 943
+    assert project.load("split_report")["users_validated"] == 100
+    assert project.load("valid_negatives")["user"].nunique() == 100  # negatives only where a check scores them
+
+
 @pytest.fixture
 def defective_ncf_copy(tmp_path):
     """ml-100k-ncf with user 0's negatives edited as published files often are: two positives, one repeat."""
