@@ -7,20 +7,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnx
 import pandas as pd
 import scipy.sparse as sp
 import torch
+from kedro.io import DatasetError
 
-from convncf_kedro.errors import ParameterError
+from convncf_kedro.errors import ParameterError, StaleInputError
 from convncf_kedro.exporting.onnx_export import check_exported_from
 from convncf_kedro.interactions.lineage import check_same_run
 from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.models import BPRRecommender, ModelInfo, load_model, saved_info
-from convncf_kedro.models.baselines import load_baseline
+from convncf_kedro.models.baselines import load_baseline, saved_description
 from convncf_kedro.models.scoring import block_scorer, pair_scorer
 from convncf_kedro.params import EvaluationParams, parse_params
 from convncf_kedro.ranking.full import ScorePairs, clamp_shortlist, hits_against, top_k_unseen
@@ -128,18 +129,28 @@ def evaluate_baselines(
     test_negatives: pd.DataFrame,
     ingestion_manifest: dict,
     params: dict,
+    configured: Sequence[str],
 ) -> tuple[dict[str, dict], dict[str, pd.DataFrame]]:
-    """:func:`evaluate_model` for every tuned baseline (one partition each): the same protocols, users, candidates,
-    tie rule and metrics; their chosen parameters and the users scored by the popularity floor ride along."""
+    """:func:`evaluate_model` for every ``configured`` baseline (one partition each): the same protocols, users,
+    candidates, tie rule and metrics; their chosen parameters and the users scored by the popularity floor ride
+    along. A configured baseline without a readable saved model stops the run before any work: a comparison never
+    loses a model silently."""
     p = parse_params(EvaluationParams, params, "evaluation")
     data = _same_run(ingestion_manifest, train_matrix, valid, valid_negatives, test, test_negatives)
+    missing = [name for name in configured if name not in baseline_models]
+    if missing:
+        raise StaleInputError(
+            f"evaluation: baselines.models lists {', '.join(missing)}, but data/06_models/baselines holds no saved "
+            f"model for {'it' if len(missing) == 1 else 'them'}: re-run the baselines stage (kedro run --pipeline "
+            "baselines), or take them out of baselines.models")
+    saved_models = {name: _load_baseline(name, baseline_models[name]) for name in configured}
     metrics, per_user = {}, {}
-    for name, load in baseline_models.items():
-        saved = load()
-        check_data_fingerprint(f"baseline {name}", saved.get("data_fingerprint"), data, "evaluation")
+    for name, saved in saved_models.items():
+        described = saved_description(saved)
+        check_data_fingerprint(f"baseline {name}", described.get("data_fingerprint"), data, "evaluation")
         model = load_baseline(saved)
-        info = ModelInfo(model_class=name, config=model.params, selection_metric=saved["selection_metric"],
-                         valid_metrics=saved["valid_metrics"], validated_in="fp32", trained_in="fp32",
+        info = ModelInfo(model_class=name, config=model.params, selection_metric=described["selection_metric"],
+                         valid_metrics=described["valid_metrics"], validated_in="fp32", trained_in="fp32",
                          data_fingerprint=data)
 
         def rank_full(users: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix, model=model, name=name) -> np.ndarray:
@@ -148,10 +159,22 @@ def evaluate_baselines(
             return top_items
 
         scored_by = {"precision": "fp32", "precision_check": None, "engine": "numpy/scipy", "params": model.params,
-                     "floor_users": model.floor_users, "trials": saved["trials"], "tuning_seconds": saved["tuning_seconds"]}
+                     "floor_users": model.floor_users, "trials": described["trials"],
+                     "tuning_seconds": described["tuning_seconds"]}
         metrics[name], per_user[name] = _evaluate(info, name, model.score_pairs, rank_full, scored_by, p, train_matrix,
                                                   valid, test, test_negatives)
     return metrics, per_user
+
+
+def _load_baseline(name: str, load: Callable[[], dict]) -> dict:
+    """A saved baseline, or one line naming it and the stage that writes it."""
+    try:
+        saved = load()
+        saved_description(saved)
+    except (DatasetError, ValueError) as exc:
+        raise StaleInputError(f"evaluation: the saved baseline '{name}' cannot be used ({exc}); re-run the baselines "
+                              "stage (kedro run --pipeline baselines)") from None
+    return saved
 
 
 def _same_run(manifest: dict, train_matrix: sp.csr_matrix, valid: pd.DataFrame, valid_negatives: pd.DataFrame,

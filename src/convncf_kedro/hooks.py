@@ -13,7 +13,8 @@ from filelock import FileLock, Timeout
 from kedro.framework.hooks import hook_impl
 
 from convncf_kedro import study_members
-from convncf_kedro.params import validate_parameters
+from convncf_kedro.interactions.lineage import check_raw_unchanged
+from convncf_kedro.params import IngestionParams, parse_params, validate_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,9 @@ class ValidateParametersHook:
             if "study" in (run_params.get("pipeline_names") or []):
                 members = study_members.check_registered(self._context.config_loader, run_params.get("env"),
                                                          Path(run_params["project_path"]))
-            validate_parameters(catalog.load("parameters"), members.recipes if members else None)
+            parameters = catalog.load("parameters")
+            validate_parameters(parameters, members.recipes if members else None)
+            _check_raw_data_unchanged(pipeline, catalog, run_params, parameters)
         except Exception:
             if mlflow.active_run() is not None:
                 mlflow.end_run("FAILED")
@@ -109,6 +112,16 @@ class ValidateParametersHook:
             raise
         if members is not None and mlflow.active_run() is not None:  # the study's shape beside its parameters
             mlflow.log_params({"study.seeds": str(members.seeds), "study.recipes": str(members.recipes)})
+
+
+def _check_raw_data_unchanged(pipeline: Any, catalog: Any, run_params: dict[str, Any], parameters: dict) -> None:
+    """A run that reads an earlier ingestion's outputs (every stage after it) stops if the raw files changed since."""
+    if "ingestion_manifest" in pipeline.all_outputs() or "ingestion_manifest" not in catalog:
+        return
+    if not catalog.exists("ingestion_manifest"):
+        return
+    check_raw_unchanged(catalog.load("ingestion_manifest"), ",".join(run_params.get("pipeline_names") or ["__default__"]),
+                        parse_params(IngestionParams, parameters["ingestion"], "ingestion").on_raw_change)
 
 
 class ReportOutputsHook:

@@ -59,6 +59,7 @@ class IngestionParams(_Group):
     validation_users: int | None = Field(None, ge=1)
     n_negatives: int = Field(99, ge=1)
     given_negatives: Literal["strict", "resample", "drop"] = "resample"
+    on_raw_change: Literal["refuse", "warn"] = "refuse"
     seed: int = 2018
 
 

@@ -5,6 +5,7 @@ import pytest
 from kedro_project import slice_project
 
 from convncf_kedro.errors import ParameterError
+from convncf_kedro.models.baselines import saved_description
 
 pytestmark = pytest.mark.e2e
 
@@ -12,7 +13,8 @@ FEW_TRIALS = {"baselines": {"trials": 3}}
 
 
 def chosen(project) -> dict:
-    return {name: (load()["params"], load()["valid_metrics"]) for name, load in project.load("baseline_models").items()}
+    described = {name: saved_description(load()) for name, load in project.load("baseline_models").items()}
+    return {name: (d["params"], d["valid_metrics"]) for name, d in described.items()}
 
 
 def test_tuning_never_reads_the_test_split(tmp_path):

@@ -134,7 +134,7 @@ def test_a_file_that_is_not_a_model_gets_a_clear_error(tmp_path):
         create_session(str(bad))
 
 
-def test_a_seen_matrix_of_the_wrong_shape_is_named_with_what_was_expected(exported, maps, seen, tmp_path):
+def test_a_seen_matrix_of_the_wrong_shape_is_named_with_what_was_expected(exported, maps, seen, tmp_path, capsys):
     wrong = sp.csr_matrix((N_USERS, N_ITEMS - 1), dtype=np.float32)
     with pytest.raises(ModelMismatchError, match=rf"seen: the seen-items matrix is 30 × 79, but the id maps have 30 users × {N_ITEMS} items"):
         recommend(exported.SerializeToString(), *maps, wrong, RankSettings(3))
@@ -146,8 +146,10 @@ def test_a_seen_matrix_of_the_wrong_shape_is_named_with_what_was_expected(export
     items.to_parquet(paths["item-map"])
     sp.save_npz(paths["seen"], wrong)
     args = [a for name, path in paths.items() for a in (f"--{name}", str(path))]
-    with pytest.raises(ModelMismatchError, match=r"seen.npz: the seen-items matrix is 30 × 79"):
+    with pytest.raises(SystemExit) as stopped:
         main([*args, "--out", str(tmp_path / "out.parquet")])
+    assert stopped.value.code == 2
+    assert "seen.npz: the seen-items matrix is 30 × 79" in capsys.readouterr().err
 
 
 def test_a_graph_with_other_inputs_is_refused_naming_the_file(tmp_path):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import scipy.sparse as sp
-from kedro.io import AbstractDataset
+from kedro.io import AbstractDataset, DatasetError
 
 from ._atomic import atomic_path
 
@@ -19,7 +19,13 @@ class SparseMatrixDataset(AbstractDataset[sp.csr_matrix, sp.csr_matrix]):
         self.metadata = metadata
 
     def load(self) -> sp.csr_matrix:
-        matrix = sp.load_npz(self._filepath).tocsr()
+        try:
+            matrix = sp.load_npz(self._filepath).tocsr()  # allow_pickle=False: a payload is refused, never run
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # truncated, foreign or payload-bearing: name it and the stage that writes it
+            raise DatasetError(f"{self._filepath} is not a readable sparse matrix ({type(exc).__name__}: {exc}); "
+                               "re-run the matrix stage that writes it (kedro run --pipeline matrix)") from None
         matrix.sort_indices()
         return matrix
 

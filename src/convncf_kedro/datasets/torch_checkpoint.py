@@ -11,6 +11,9 @@ from kedro.io import AbstractDataset, DatasetError
 from ._atomic import atomic_path
 
 
+_REDO = "re-run the stage that trains it (kedro run --pipeline pretrain for mf_*, convncf for convncf_*)"
+
+
 class TorchCheckpointDataset(AbstractDataset[dict, dict | None]):
     """A dict saved with ``torch.save`` and loaded with ``weights_only=True`` (no pickled code runs).
 
@@ -26,12 +29,15 @@ class TorchCheckpointDataset(AbstractDataset[dict, dict | None]):
     def load(self) -> dict | None:
         if self._missing_ok and not self._filepath.exists():
             return None
+        if not self._filepath.exists():
+            raise DatasetError(f"{self._filepath} does not exist: {_REDO}")
         try:
             return torch.load(self._filepath, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise
-        except Exception as exc:  # a truncated or foreign file: say which, and what to do
-            raise DatasetError(f"{self._filepath} is not a readable torch checkpoint ({exc}); delete it to start over") from exc
+        except Exception as exc:  # a truncated, foreign or code-bearing file: say which, and what to do
+            what = (f"{self._filepath} is not a readable torch checkpoint ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0] if str(exc) else ''})")
+            redo = "delete it to train from scratch" if self._missing_ok else _REDO
+            raise DatasetError(f"{what}; {redo}") from None
 
     def save(self, data: dict) -> None:
         with atomic_path(self._filepath) as tmp:

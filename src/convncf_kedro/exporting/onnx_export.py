@@ -10,9 +10,11 @@ import torch
 
 from convncf_kedro.errors import StaleModelError
 from convncf_kedro.models import BPRRecommender, load_model
+from convncf_kedro.serving.session import graph_digest
 
 INPUTS, OUTPUT = ("user", "item"), "score"
 RETRIEVAL_OUTPUT = "scores"  # the retrieval graph: user (B,) → scores (B, n_items)
+GRAPH_DIGEST = "graph_sha256"  # metadata: the graph's hash, checked by every session (serving.session)
 
 
 def export_onnx(model: BPRRecommender, opset: int, metadata: dict[str, str]) -> onnx.ModelProto:
@@ -29,7 +31,7 @@ def export_onnx(model: BPRRecommender, opset: int, metadata: dict[str, str]) -> 
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=str(value))
     onnx.checker.check_model(proto)
-    return proto
+    return with_graph_digest(proto)
 
 
 def export_retrieval(model: BPRRecommender, opset: int, metadata: dict[str, str]) -> onnx.ModelProto:
@@ -44,6 +46,15 @@ def export_retrieval(model: BPRRecommender, opset: int, metadata: dict[str, str]
     for key, value in {**metadata, "role": "retrieval"}.items():
         proto.metadata_props.add(key=key, value=str(value))
     onnx.checker.check_model(proto)
+    return with_graph_digest(proto)
+
+
+def with_graph_digest(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``proto`` with ``graph_sha256`` (its graph's hash) in its metadata: what every scorer checks it against."""
+    kept = [(p.key, p.value) for p in proto.metadata_props if p.key != GRAPH_DIGEST]
+    del proto.metadata_props[:]
+    for key, value in [*kept, (GRAPH_DIGEST, graph_digest(proto.SerializeToString()))]:
+        proto.metadata_props.add(key=key, value=value)
     return proto
 
 

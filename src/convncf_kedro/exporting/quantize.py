@@ -16,6 +16,8 @@ import onnx
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from .onnx_export import with_graph_digest
+
 
 class _PairBatches(CalibrationDataReader):
     def __init__(self, batches: Iterator[tuple[np.ndarray, np.ndarray]]):
@@ -40,4 +42,4 @@ def quantize_int8(graph: onnx.ModelProto, users: np.ndarray, items: np.ndarray, 
     del result.metadata_props[:]
     for prop in graph.metadata_props:
         result.metadata_props.add(key=prop.key, value="int8" if prop.key == "precision" else prop.value)
-    return result
+    return with_graph_digest(result)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,8 @@ import scipy.sparse as sp
 from convncf_kedro.errors import StaleInputError
 
 from .prepare import positives_matrix
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "data/05_model_input/ingestion_manifest.json"  # the catalog's ingestion_manifest (for messages)
 DERIVED_BY_MATRIX = ("train_matrix", "known_interactions")
@@ -43,11 +47,55 @@ def known_interactions(train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFr
     return positives_matrix([train, valid, test], n_users, n_items)
 
 
+def raw_file_record(path: str, data: bytes) -> dict:
+    """What identifies a raw file ingestion read: its place, size and time (a cheap first look) and its bytes' hash."""
+    stat = Path(path).stat()
+    return {"path": str(path), "size": len(data), "mtime_ns": stat.st_mtime_ns,
+            "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def changed_raw_files(manifest: dict) -> list[str]:
+    """The raw files the manifest's ingestion read that are gone or hold other bytes now (hashed only when the size
+    or time differs)."""
+    changed = []
+    for record in manifest.get("raw_files", {}).values():
+        path = Path(record["path"])
+        if not path.is_file():
+            changed.append(f"{path} (gone)")
+            continue
+        stat = path.stat()
+        if (stat.st_size, stat.st_mtime_ns) == (record["size"], record["mtime_ns"]):
+            continue
+        digest = hashlib.sha256()
+        with path.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() != record["sha256"]:
+            changed.append(f"{path} (other content)")
+    return changed
+
+
+def check_raw_unchanged(manifest: dict, pipelines: str, policy: str) -> None:
+    """A run of later stages on the outputs of an ingestion whose raw files have changed since: refused (or, with
+    ``ingestion.on_raw_change: warn``, logged), so nobody scores old data believing it new."""
+    changed = changed_raw_files(manifest)
+    if not changed:
+        return
+    message = (f"{pipelines}: the raw data changed since the last ingestion ({', '.join(changed)}), so this run "
+               "would use outputs made from the earlier version; re-run ingestion and the stages after it (kedro run "
+               "--pipeline train), or set ingestion.on_raw_change: warn to go on with them")
+    if policy == "warn":
+        logger.warning(message)
+        return
+    raise StaleInputError(message)
+
+
 def seal_ingestion(
     user_map: pd.DataFrame, item_map: pd.DataFrame, train: pd.DataFrame, valid: pd.DataFrame, test: pd.DataFrame,
-    valid_negatives: pd.DataFrame, test_negatives: pd.DataFrame,
+    valid_negatives: pd.DataFrame, test_negatives: pd.DataFrame, raw_files: dict,
 ) -> dict:
-    """The manifest of one completed ingestion run: each output's hash and one fingerprint over them all."""
+    """The manifest of one completed ingestion run: the raw files it read, each output's hash and one fingerprint
+    over the outputs."""
     n_users, n_items = len(user_map), len(item_map)
     hashes = {
         "user_map": content_hash(user_map), "item_map": content_hash(item_map), "train": content_hash(train),
@@ -57,7 +105,7 @@ def seal_ingestion(
         "known_interactions": content_hash(known_interactions(train, valid, test, n_users, n_items)),
     }
     fingerprint = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:16]
-    return {"fingerprint": fingerprint, "datasets": hashes}
+    return {"fingerprint": fingerprint, "datasets": hashes, "raw_files": raw_files}
 
 
 def check_same_run(manifest: dict, stage: str, **inputs: pd.DataFrame | sp.spmatrix) -> str:

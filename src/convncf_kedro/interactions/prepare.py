@@ -151,7 +151,8 @@ def split_leave_one_out(
 
 def _split_table(table: pd.DataFrame) -> pd.DataFrame:
     out = table[["user", "item", "timestamp"]].sort_values(["user", "item"]).reset_index(drop=True)
-    return out.astype({"user": np.int64, "item": np.int64, "timestamp": float})
+    integer_stamps = pd.api.types.is_integer_dtype(out["timestamp"].dtype)  # kept exact at any resolution
+    return out.astype({"user": np.int64, "item": np.int64, "timestamp": np.int64 if integer_stamps else float})
 
 
 def positives_matrix(tables: list[pd.DataFrame], n_users: int, n_items: int) -> sp.csr_matrix:

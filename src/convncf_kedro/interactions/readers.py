@@ -1,8 +1,8 @@
 """Parsers for the four raw interaction formats, each returning one standard log table.
 
 The standard log has one row per interaction, in file order, with columns
-``user`` and ``item`` (raw ids as strings), ``rating`` and ``timestamp`` (float, NaN where the
-format has none) and ``split`` (``"all"`` for unsplit logs, ``"train"``/``"test"`` for pre-split
+``user`` and ``item`` (raw ids as strings), ``rating`` (float) and ``timestamp`` (int64 where every stamp is
+an integer, so nanosecond stamps keep their order; else float; NaN where the format has none) and ``split`` (``"all"`` for unsplit logs, ``"train"``/``"test"`` for pre-split
 ones). Pre-split formats may also come with ``negatives`` (``user``, ``item``: raw ids).
 Every malformed input raises :class:`InputDataError` naming the file, line and column.
 """
@@ -64,6 +64,12 @@ def _read_table(raw: RawFile, sep: str, header: bool, names: list[str] | None) -
         ) from exc
     except UnicodeDecodeError as exc:
         raise InputDataError(raw.path, f"not valid UTF-8 text ({exc})") from exc
+    if names and not header and len(sep) == 1:  # pandas pads short rows with '': say what the layout is instead
+        first = raw.data.lstrip(b"\r\n").split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r")
+        fields = len(first.split(sep))
+        if fields != len(names):
+            raise InputDataError(raw.path, f"{fields} fields, expected {len(names)} ({', '.join(names)}) separated by "
+                                 f"{sep!r}: set ingestion.delimited.sep and names to the file's layout", line=1)
     lines = np.arange(len(table)) + (2 if header else 1)
     blank = table.isna().all(axis=1) | (table.fillna("") == "").all(axis=1)
     table, lines = table.loc[~blank.to_numpy()].reset_index(drop=True), lines[~blank.to_numpy()]
@@ -95,10 +101,15 @@ def _text_column(raw: RawFile, table: pd.DataFrame, column: str, lines: np.ndarr
     return values.str.strip()
 
 
-def _numeric_column(raw: RawFile, table: pd.DataFrame, column: str | None, lines: np.ndarray) -> np.ndarray:
+def _numeric_column(raw: RawFile, table: pd.DataFrame, column: str | None, lines: np.ndarray,
+                    keep_integers: bool = False) -> np.ndarray:
+    """Floats; with ``keep_integers`` a column of integers stays int64 (float64 merges nanosecond stamps)."""
     if column is None:
         return np.full(len(table), np.nan)
-    values = pd.to_numeric(table[column].str.strip(), errors="coerce").to_numpy(dtype=float)
+    parsed = pd.to_numeric(table[column].str.strip(), errors="coerce")
+    if keep_integers and parsed.dtype.kind == "i" and parsed.notna().all():
+        return parsed.to_numpy(dtype=np.int64)
+    values = parsed.to_numpy(dtype=float)
     bad = ~np.isfinite(values)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
@@ -125,7 +136,7 @@ def _standard_log(
             "user": _text_column(raw, table, user, lines),
             "item": _text_column(raw, table, item, lines),
             "rating": _numeric_column(raw, table, rating, lines),
-            "timestamp": _numeric_column(raw, table, timestamp, lines),
+            "timestamp": _numeric_column(raw, table, timestamp, lines, keep_integers=True),
             "split": split,
         }
     )
@@ -277,9 +288,13 @@ def read_lightgcn(train: RawFile, test: RawFile) -> pd.DataFrame:
     overlap = _first_overlap(logs[1], logs[0])
     if not overlap.empty:
         row = overlap.iloc[0]
+        widths = {len(fields) for fields in _split_lines(test)[0][:1000]}
+        likely = (f"every line of it has {widths.pop()} fields, like a delimited log (user item rating timestamp), "
+                  "not a LightGCN list (user item item …): check ingestion.format; "
+                  if len(widths) == 1 and next(iter(widths)) in (3, 4) else "")
         raise InputDataError(
-            test.path, f"test item {row['item']} of user {row['user']} is also in the training file {train.path}",
-            line=int(row["line"]), column=int(row["column"]),
+            test.path, f"{likely}test item {row['item']} of user {row['user']} is also in the training file "
+            f"{train.path}", line=int(row["line"]), column=int(row["column"]),
         )
     return pd.concat(logs, ignore_index=True)[LOG_COLUMNS]
 

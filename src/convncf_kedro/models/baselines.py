@@ -14,6 +14,7 @@ tie rule and metrics that MF and ConvNCF go through apply unchanged. No torch, n
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -61,17 +62,54 @@ class LinearScorer:
                 out[start:start + len(u)] = np.einsum("pr,pr->p", left, right)
         return out
 
-    def saved(self, **extra: Any) -> dict[str, Any]:
-        return {"format": SAVED_FORMAT, "model_class": self.name, "params": dict(self.params),
-                "user_side": self.user_side, "item_side": self.item_side, "floor_users": self.floor_users, **extra}
+    def saved(self, **extra: Any) -> dict[str, np.ndarray]:
+        """Arrays only, so the file reads back without pickle: each side dense, or as its sparse parts; the name,
+        parameters and ``extra`` (JSON-able: validation metrics, trials…) as one JSON string."""
+        described = {"format": SAVED_FORMAT, "model_class": self.name, "params": dict(self.params),
+                     "floor_users": self.floor_users, **extra}
+        return {**_matrix_arrays("user_side", self.user_side), **_matrix_arrays("item_side", self.item_side),
+                "described": np.array(json.dumps(described, default=_plain))}
 
 
-def load_baseline(saved: dict[str, Any]) -> LinearScorer:
-    if saved.get("format") != SAVED_FORMAT or saved.get("model_class") not in BASELINES:
-        raise ValueError(f"not a saved baseline of format {SAVED_FORMAT} ({saved.get('model_class')!r}, format "
-                         f"{saved.get('format')!r}): re-run the baselines pipeline")
-    return LinearScorer(saved["model_class"], saved["params"], saved["user_side"], saved["item_side"],
-                        saved["floor_users"])
+def saved_description(saved: dict[str, np.ndarray]) -> dict[str, Any]:
+    """What :meth:`LinearScorer.saved` recorded beside the matrices (name, parameters, validation metrics…)."""
+    described = json.loads(str(saved["described"])) if "described" in saved else {}
+    if described.get("format") != SAVED_FORMAT or described.get("model_class") not in BASELINES:
+        raise ValueError(f"not a saved baseline of format {SAVED_FORMAT} ({described.get('model_class')!r}, format "
+                         f"{described.get('format')!r}): re-run the baselines pipeline (kedro run --pipeline baselines)")
+    return described
+
+
+def load_baseline(saved: dict[str, np.ndarray]) -> LinearScorer:
+    described = saved_description(saved)
+    return LinearScorer(described["model_class"], described["params"], _matrix_from("user_side", saved),
+                        _matrix_from("item_side", saved), described["floor_users"])
+
+
+def _matrix_arrays(name: str, matrix: sp.spmatrix | np.ndarray) -> dict[str, np.ndarray]:
+    if not sp.issparse(matrix):
+        return {name: np.asarray(matrix)}
+    fmt = "csc" if matrix.format == "csc" else "csr"
+    matrix = matrix.asformat(fmt)
+    return {f"{name}.{fmt}.data": matrix.data, f"{name}.{fmt}.indices": matrix.indices,
+            f"{name}.{fmt}.indptr": matrix.indptr, f"{name}.{fmt}.shape": np.asarray(matrix.shape, dtype=np.int64)}
+
+
+def _matrix_from(name: str, saved: dict[str, np.ndarray]) -> sp.spmatrix | np.ndarray:
+    if name in saved:
+        return saved[name]
+    for fmt, build in (("csr", sp.csr_matrix), ("csc", sp.csc_matrix)):
+        if f"{name}.{fmt}.data" in saved:
+            parts = (saved[f"{name}.{fmt}.{part}"] for part in ("data", "indices", "indptr"))
+            return build(tuple(parts), shape=tuple(int(n) for n in saved[f"{name}.{fmt}.shape"]))
+    raise ValueError(f"the saved baseline has no '{name}': re-run the baselines pipeline (kedro run --pipeline baselines)")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars (Optuna and metrics hand some back) as plain numbers for JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-able")
 
 
 def with_floor(model: LinearScorer, x: sp.csr_matrix) -> LinearScorer:

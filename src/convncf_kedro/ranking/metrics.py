@@ -39,8 +39,9 @@ def check_finite(scores: np.ndarray, label: str) -> None:
     bad = ~np.isfinite(scores)
     if bad.any():
         raise NonFiniteScoresError(
-            f"{label}: {int(bad.sum()):,} of {scores.size:,} scores are NaN or infinite; the model's weights "
-            "have diverged, so it cannot be ranked (lower the learning rate or raise the L2 weights)"
+            f"{label}: {int(bad.sum()):,} of {scores.size:,} scores are NaN or infinite, so it cannot be ranked: "
+            "its weights diverged in training (lower the learning rate or raise the L2 weights), or the model file "
+            "was corrupted after it was saved (re-run the stage that wrote it)"
         )
 
 

@@ -124,6 +124,13 @@ def rank_users(
             yield ranked
 
 
+CONNECT_SECONDS = 10  # how long to try a scheduler address before saying it cannot be reached
+
+
+class ClusterUnreachableError(ConnectionError):
+    """The configured Dask scheduler does not answer."""
+
+
 @contextlib.contextmanager
 def dask_client(cluster: str) -> Iterator:
     """A Dask client for ``cluster``: ``local:N``, ``local-cuda`` (started and closed here) or a scheduler address."""
@@ -143,7 +150,13 @@ def dask_client(cluster: str) -> Iterator:
     with contextlib.ExitStack() as stack:
         if started is not None:
             stack.enter_context(started)
-        client = stack.enter_context(Client(started if started is not None else cluster))
+        try:
+            client = stack.enter_context(Client(started if started is not None else cluster,
+                                                timeout=CONNECT_SECONDS if started is None else None))
+        except (OSError, TimeoutError) as exc:  # one line, not Dask's retries and tracebacks
+            raise ClusterUnreachableError(
+                f"cannot reach the Dask scheduler at {cluster} within {CONNECT_SECONDS} s ({type(exc).__name__}): "
+                "start it (dask scheduler), or set the cluster to local:N or null (this process)") from None
         logger.info("Dask: %d workers at %s", len(client.scheduler_info()["workers"]), client.scheduler.address)
         yield client
 

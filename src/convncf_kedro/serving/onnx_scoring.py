@@ -56,24 +56,46 @@ def main(argv: list[str] | None = None) -> None:
             users = [line.strip() for line in fh if line.strip()]
         if not users:
             parser.exit(2, f"{parser.prog}: error: --users {args.users} lists no user id\n")
-    with open(args.model, "rb") as fh:
-        graph = fh.read()
-    create_session(graph, args.device)  # a wrong file or signature stops here, named
-    user_map, item_map = pd.read_parquet(args.user_map), pd.read_parquet(args.item_map)
-    seen = sp.load_npz(args.seen).tocsr()
-    check_seen(seen, user_map, item_map, args.seen)
     try:
-        retrieval = open(args.retrieval, "rb").read() if args.retrieval else None  # noqa: SIM115 (read whole, once)
+        graph = _read(args.model)
+        create_session(graph, args.device, source=args.model)  # a wrong file, signature or content stops here, named
+        user_map, item_map = _read_map(args.user_map), _read_map(args.item_map)
+        seen = _read_seen(args.seen)
+        check_seen(seen, user_map, item_map, args.seen)
+        retrieval = _read(args.retrieval) if args.retrieval else None
         partitions, report = recommend(graph, user_map, item_map, seen,
                                        RankSettings(args.k, device=args.device, shortlist=args.shortlist),
                                        users, args.unknown_users, args.cluster, retrieval=retrieval)
-    except ValueError as exc:
+    except (OSError, ValueError) as exc:  # the project's refusals and unreadable files: one line, no traceback
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)  # noqa: T201 (the CLI's one-line error)
         sys.exit(2)
     recommendations = pd.concat(partitions.values(), ignore_index=True)
     recommendations.to_parquet(args.out, index=False)
     logger.info("wrote %d recommendations for %d users to %s; %d unknown user ids", len(recommendations),
                 report["scored"], args.out, report["unknown_count"])
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError as exc:
+        raise OSError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+
+
+def _read_map(path: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow's own error types
+        raise ValueError(f"{path}: not a readable id map ({type(exc).__name__}: {exc})") from None
+
+
+def _read_seen(path: str) -> sp.csr_matrix:
+    try:
+        return sp.load_npz(path).tocsr()  # allow_pickle=False: a payload is refused, never run
+    except Exception as exc:  # truncated, foreign or payload-bearing
+        raise ValueError(f"{path}: not a readable sparse matrix of known interactions ({type(exc).__name__}: {exc}); "
+                         "re-run the matrix stage that writes it (kedro run --pipeline matrix)") from None
 
 
 if __name__ == "__main__":

@@ -32,9 +32,12 @@ class ModelMismatchError(ValueError):
 
 def create_session(
     model: bytes | str, device: str = "auto", intra_op_threads: int | None = None, role: str = "ranking",
+    source: str | None = None,
 ) -> ort.InferenceSession:
     """An inference session on CUDA when asked for (or 'auto') and really usable, else on CPU; ``role`` is the
-    graph's signature: ``ranking`` (user, item → score) or ``retrieval`` (user → scores over every item)."""
+    graph's signature: ``ranking`` (user, item → score) or ``retrieval`` (user → scores over every item). A graph
+    this project exported must hold the weights export wrote (its ``graph_sha256``); ``source`` names it in errors."""
+    source = source or _source(model)
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not '{device}'")
     providers = [CPU]
@@ -50,8 +53,9 @@ def create_session(
     try:
         session = ort.InferenceSession(model, options, providers=providers)
     except Exception as exc:  # ORT raises its own exception types for unreadable models
-        raise ModelMismatchError(f"{_source(model)}: not a usable ONNX model ({type(exc).__name__}: {exc})") from exc
-    check_signature(session, _source(model), role)
+        raise ModelMismatchError(f"{source}: not a usable ONNX model ({type(exc).__name__}: {exc})") from exc
+    check_signature(session, source, role)
+    check_graph_intact(model, session, source)
     active = session.get_providers()[0]
     if device == "cuda" and active != CUDA:
         raise RuntimeError("device 'cuda' was asked for, but ONNX Runtime cannot use a GPU here")
@@ -79,6 +83,55 @@ def check_signature(session: ort.InferenceSession, source: str, role: str = "ran
             f"{source}: the graph takes {inputs} and returns {outputs}; a {role} graph takes {expected_inputs} and "
             f"returns '{output}' (a graph exported by this project's export pipeline)"
         )
+
+
+def graph_digest(serialized: bytes) -> str:
+    """sha256 of the graph as it lies in a serialized ONNX model (the ModelProto's field 7: nodes and weights, not
+    the metadata that records this digest); read from the protobuf wire format, so serving needs no onnx import."""
+    position, end = 0, len(serialized)
+    while position < end:
+        key, position = _varint(serialized, position)
+        field, wire_type = key >> 3, key & 7
+        if wire_type == 0:
+            _, position = _varint(serialized, position)
+        elif wire_type == 2:
+            length, position = _varint(serialized, position)
+            if field == 7:
+                return hashlib.sha256(serialized[position:position + length]).hexdigest()
+            position += length
+        elif wire_type in (1, 5):
+            position += 8 if wire_type == 1 else 4
+        else:
+            break
+    raise ModelMismatchError("the ONNX model holds no graph")
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        byte = data[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+        shift += 7
+
+
+def check_graph_intact(model: bytes | str, session: ort.InferenceSession, source: str) -> None:
+    """A graph exported by this project (it records ``model_sha256``) must hold the very graph export wrote: a copy
+    corrupted in place, or weights edited, would otherwise score silently."""
+    metadata = model_metadata(session)
+    if "model_sha256" not in metadata:
+        return  # not exported by this project: nothing recorded to check against
+    expected = metadata.get("graph_sha256")
+    if expected is None:
+        raise ModelMismatchError(f"{source}: exported by an older version that recorded no graph_sha256; re-run "
+                                 "export (kedro run --pipeline export)")
+    serialized = model if isinstance(model, bytes) else open(model, "rb").read()  # noqa: SIM115 (read whole, once)
+    if graph_digest(serialized) != expected:
+        raise ModelMismatchError(f"{source}: the graph's content differs from what export wrote (graph_sha256 "
+                                 f"{expected[:12]}…): the file is corrupted or was changed; re-run export (kedro run "
+                                 "--pipeline export) or copy the file again")
 
 
 def check_seen(seen: sp.csr_matrix, user_map: pd.DataFrame, item_map: pd.DataFrame, source: str) -> None:
@@ -120,8 +173,9 @@ def check_id_maps(session: ort.InferenceSession, user_map: pd.DataFrame, item_ma
     actual = id_maps_hash(user_map, item_map)
     if actual != expected:
         raise ModelMismatchError(
-            f"the id maps do not match the model (sha256 {actual[:12]}…, the model expects {expected[:12]}…): "
-            f"use the user_map/item_map saved beside the exported model"
+            f"the id maps do not match the model (sha256 {actual[:12]}…, the model expects {expected[:12]}…): a "
+            "later ingestion rewrote them, so re-run training and export on the new data (kedro run --pipeline "
+            "train); or score with the user_map/item_map that were saved together with this model"
         )
 
 

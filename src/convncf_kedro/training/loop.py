@@ -234,6 +234,23 @@ def fit(
             return
 
 
+def resume_refusal(checkpoint: dict[str, Any], training: TrainingParams) -> str | None:
+    """Why continuing ``checkpoint`` under ``training`` would not end where a fresh run would, or None.
+
+    A checkpoint past this run's cap holds epochs a fresh run never trains, and one checked at an epoch this run's
+    schedule would not check (the last epoch of a lower cap) chose its best among other checks."""
+    if checkpoint["epoch"] > training.epochs:
+        return (f"it has trained {checkpoint['epoch']} epochs, more than this run's training.epochs="
+                f"{training.epochs}")
+    metric = training.selection_metric
+    for row in checkpoint["history"][1:]:
+        scheduled = row["epoch"] % training.validate_every == 0 or row["epoch"] == training.epochs
+        if metric in row and not scheduled:
+            return (f"it validated epoch {row['epoch']} as the last of its cap, which this run's schedule "
+                    f"(training.epochs={training.epochs}, validate_every={training.validate_every}) does not")
+    return None
+
+
 def _stop_reason(state: dict[str, Any], training: TrainingParams) -> str | None:
     """Why training ends after the state's epoch, or None while it goes on (one rule for runs and resumes)."""
     if state["bad_checks"] >= training.patience and state["epoch"] >= training.min_epochs:

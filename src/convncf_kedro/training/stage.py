@@ -32,12 +32,13 @@ from convncf_kedro.params import (
 from convncf_kedro.ranking.sampled import candidate_matrix
 
 from . import runtime
-from .loop import fit
+from .loop import fit, resume_refusal
 
 logger = logging.getLogger(__name__)
 
 # Changing these does not change what each epoch does, so a checkpoint made with other values still
-# resumes (raising `epochs`, `patience` or `min_epochs` continues a finished run).
+# resumes (raising `epochs`, `patience` or `min_epochs` continues a finished run) unless it went past what this
+# run would train (loop.resume_refusal: a lower cap starts over).
 _RUN_ONLY = {"resume", "device", "threads", "log_every_seconds", "eval_batch_pairs", "chunk_triples", "epochs", "patience",
              "min_epochs"}
 
@@ -88,6 +89,9 @@ def train_stage(
             "%s: the last checkpoint was trained with other parameters, data or starting weights; starting over",
             name,
         )
+        resume_from = None
+    if resume_from is not None and (refusal := resume_refusal(resume_from, training)):
+        logger.warning("%s: not resuming the last checkpoint: %s; starting over", name, refusal)
         resume_from = None
     valid_users, valid_items = candidate_matrix(valid, valid_negatives)
     for checkpoint in fit(model, train_matrix, valid_users, valid_items, batch_size, phases, training, device, name,

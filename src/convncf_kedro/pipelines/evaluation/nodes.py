@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pandas as pd
+import scipy.sparse as sp
 
 from convncf_kedro import comparison
+from convncf_kedro import evaluation as library
 from convncf_kedro.evaluation import (
-    evaluate_baselines,
     evaluate_exported,
     evaluate_model,
     metrics_table,
@@ -22,6 +23,17 @@ __all__ = ["compare_models", "evaluate_baselines", "evaluate_exported", "evaluat
            "plot_metrics_at_k", "plot_training_curves", "tracked_metrics", "write_report"]
 
 
+def evaluate_baselines(
+    baseline_models: dict[str, Callable[[], dict]], train_matrix: sp.csr_matrix, valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame, test: pd.DataFrame, test_negatives: pd.DataFrame, ingestion_manifest: dict,
+    evaluation: dict, baselines: dict,
+) -> tuple[dict[str, dict], dict[str, pd.DataFrame]]:
+    """Every baseline of ``baselines.models`` on the test split; one missing or unreadable stops the run."""
+    b = parse_params(BaselinesParams, baselines, "baselines")
+    return library.evaluate_baselines(baseline_models, train_matrix, valid, valid_negatives, test, test_negatives,
+                                      ingestion_manifest, evaluation, b.models)
+
+
 def compare_models(
     mf_metrics: dict, convncf_metrics: dict, mf_per_user: pd.DataFrame, convncf_per_user: pd.DataFrame,
     baseline_metrics: dict[str, Callable[[], dict]], baseline_per_user: dict[str, Callable[[], pd.DataFrame]],
@@ -31,7 +43,7 @@ def compare_models(
     sentence that says which to deploy."""
     p = parse_params(EvaluationParams, evaluation, "evaluation")
     b = parse_params(BaselinesParams, baselines, "baselines")
-    names = [name for name in b.models if name in baseline_metrics]
+    names = list(b.models)  # evaluate_baselines refused a run missing any of them
     test_metrics = {"MF": mf_metrics, "ConvNCF": convncf_metrics, **{n: baseline_metrics[n]() for n in names}}
     per_user = {"MF": mf_per_user, "ConvNCF": convncf_per_user, **{n: baseline_per_user[n]() for n in names}}
     table = comparison.model_table(test_metrics, per_user, names, b.selection_metric, p.ks, p.confidence,

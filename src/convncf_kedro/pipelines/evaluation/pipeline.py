@@ -24,7 +24,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         Node(evaluate_exported, ["convncf_onnx", "convncf_model", *split[:-1], "convncf_retrieval_onnx",
                                  "retrieval_validation", "params:evaluation"],
              ["test_metrics_convncf", "per_user_metrics_convncf"], name="evaluate_convncf"),
-        Node(evaluate_baselines, ["baseline_models", *split], ["baseline_test_metrics", "baseline_per_user_metrics"],
+        Node(evaluate_baselines, ["baseline_models", *split, "params:baselines"], ["baseline_test_metrics", "baseline_per_user_metrics"],
              name="evaluate_baselines"),
     ]
     report = [

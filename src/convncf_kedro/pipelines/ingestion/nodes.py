@@ -8,7 +8,7 @@ import pandas as pd
 from convncf_kedro.datasets.raw_files import RawFile
 from convncf_kedro.errors import ParameterError
 from convncf_kedro.interactions import prepare, readers
-from convncf_kedro.interactions.lineage import seal_ingestion
+from convncf_kedro.interactions.lineage import raw_file_record, seal_ingestion
 from convncf_kedro.params import IngestionParams, parse_params
 
 __all__ = ["clean_and_index", "parse_raw_files", "sample_evaluation_negatives", "seal_ingestion", "split_interactions"]
@@ -16,10 +16,14 @@ __all__ = ["clean_and_index", "parse_raw_files", "sample_evaluation_negatives", 
 _ROLES = {"delimited": ["log"], "recbole": ["log"], "ncf": ["train", "test", "negatives"], "lightgcn": ["train", "test"]}
 
 
-def parse_raw_files(raw_files: dict[str, RawFile], params: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Read the raw files in the configured format into the standard log, any given negatives, and
-    what the ``given_negatives`` policy did to them."""
-    p = parse_params(IngestionParams, params, "ingestion")
+def parse_raw_files(raw_files: dict[str, RawFile], params: dict) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """Read the raw files in the configured format into the standard log, any given negatives, what the
+    ``given_negatives`` policy did to them, and which files were read (for the manifest)."""
+    log, negatives, report = _parse(raw_files, parse_params(IngestionParams, params, "ingestion"))
+    return log, negatives, report, {role: raw_file_record(raw.path, raw.data) for role, raw in raw_files.items()}
+
+
+def _parse(raw_files: dict[str, RawFile], p: IngestionParams) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     missing = [role for role in _ROLES[p.format] if role not in raw_files]
     if missing:
         raise ParameterError(

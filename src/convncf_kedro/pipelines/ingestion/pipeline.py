@@ -17,7 +17,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             Node(
                 parse_raw_files,
                 inputs=["raw_interactions", "params:ingestion"],
-                outputs=["raw_log", "given_test_negatives_raw", "given_negatives_report"],
+                outputs=["raw_log", "given_test_negatives_raw", "given_negatives_report", "raw_files_read"],
                 name="parse_raw_files",
             ),
             Node(
@@ -40,7 +40,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             Node(  # last: later stages trust only outputs this manifest records
                 seal_ingestion,
-                inputs=["user_map", "item_map", "train", "valid", "test", "valid_negatives", "test_negatives"],
+                inputs=["user_map", "item_map", "train", "valid", "test", "valid_negatives", "test_negatives",
+                        "raw_files_read"],
                 outputs="ingestion_manifest",
                 name="seal_ingestion",
             ),

@@ -15,7 +15,7 @@ from convncf_kedro.comparison import MF_LONGER, Member, compare_variants
 from convncf_kedro.evaluation import evaluate_baselines, evaluate_model
 from convncf_kedro.interactions.lineage import check_same_run
 from convncf_kedro.models import load_model
-from convncf_kedro.params import ConvNCFParams, PretrainParams, StudyParams, parse_params
+from convncf_kedro.params import BaselinesParams, ConvNCFParams, PretrainParams, StudyParams, parse_params
 from convncf_kedro.reporting import plot_study, write_study_report
 from convncf_kedro.tracking import MetricHistory, history_metrics, metric_key, value_metrics
 from convncf_kedro.training.stage import (
@@ -103,12 +103,14 @@ def evaluate_member(
 def evaluate_study_baselines(
     baseline_models: dict, train_matrix: sp.csr_matrix, valid: pd.DataFrame, valid_negatives: pd.DataFrame,
     test: pd.DataFrame, test_negatives: pd.DataFrame, ingestion_manifest: dict, evaluation: dict, study: dict,
+    baselines: dict,
 ) -> tuple[dict[str, dict], dict[str, pd.DataFrame]]:
     """The tuned baselines by the study's protocols, on the members' users and candidates (one fit: they are
     deterministic given the training matrix; iALS uses baselines.seed)."""
     s = parse_params(StudyParams, study, "study")
+    b = parse_params(BaselinesParams, baselines, "baselines")
     return evaluate_baselines(baseline_models, train_matrix, valid, valid_negatives, test, test_negatives,
-                              ingestion_manifest, {**evaluation, "protocols": s.protocols})
+                              ingestion_manifest, {**evaluation, "protocols": s.protocols}, b.models)
 
 
 def compare_members(study: dict, evaluation: dict, baselines: dict, baseline_metrics: dict, baseline_per_user: dict,

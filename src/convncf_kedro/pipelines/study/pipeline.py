@@ -68,7 +68,7 @@ def create_pipeline(members: StudyMembers | None = None, **kwargs) -> Pipeline:
                  for seed, variant in pairs}
     report = [
         Node(evaluate_study_baselines, ["baseline_models", *SPLIT, "test", "test_negatives", "ingestion_manifest",
-                                        "params:evaluation", "params:study"],
+                                        "params:evaluation", "params:study", "params:baselines"],
              ["study_baseline_test_metrics", "study_baseline_per_user_metrics"], name="evaluate_baselines",
              namespace="study"),
         Node(compare_members,
