@@ -13,6 +13,11 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
+from scipy import stats
+
+from convncf_kedro.ranking.metrics import seed_verdict, users_and_seeds_interval
+
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = RESULTS.parents[1]
 READMES = (ROOT / "README.md", ROOT / "benchmarks" / "README.md")
@@ -90,6 +95,23 @@ def baselines() -> str:
     return "\n\n".join(out)
 
 
+def seed_aware_vs_mf(study: dict, row: dict) -> tuple[list[float], dict]:
+    """A study row's difference from MF per seed and its interval over users and seeds. Studies run before the
+    interval counted seeds kept only the users' bootstrap interval of the seed-averaged difference: its width gives the
+    users' part (normal approximation), each seed's member means give the seeds' part."""
+    if row.get("vs_mf_by_seed"):
+        by_seed = [float(x) for x in row["vs_mf_by_seed"].split()]
+        return by_seed, {"mean": row["vs_mf"], "ci_low": row["vs_mf_low"], "ci_high": row["vs_mf_high"],
+                         "seeds_counted": len(by_seed) > 1}
+    key = f"{row['protocol']}.{row['metric']}"
+    means = {(m["seed"], m["variant"]): m[key] for m in study["members"]}
+    by_seed = [means[(seed, row["variant"])] - means[(seed, "mf")] for seed in study["seeds"]]
+    user_se = (row["vs_mf_high"] - row["vs_mf_low"]) / (2 * float(stats.norm.ppf(0.975)))
+    seed_var = float(np.var(by_seed, ddof=1)) / len(by_seed) if len(by_seed) > 1 else 0.0
+    return by_seed, users_and_seeds_interval(row["vs_mf"], user_se ** 2, study["statistics"]["users"], seed_var,
+                                             len(by_seed), 0.95)
+
+
 def verdict() -> str:
     """The README's answer, per dataset measured: the study's ConvNCF − MF, and the baseline best on validation."""
     studies = []
@@ -104,8 +126,12 @@ def verdict() -> str:
         cells = []
         for variant in ("authors", "mf_identity"):
             row = rows.get((variant, "ndcg@10", "sampled"))
-            cells.append(f"{row['vs_mf']:+.4f} [{row['vs_mf_low']:+.4f}, {row['vs_mf_high']:+.4f}] {row['vs_mf_verdict']}"
-                         if row and row.get("vs_mf") is not None else "not run")
+            if not row or row.get("vs_mf") is None:
+                cells += ["not run", ""]
+                continue
+            by_seed, d = seed_aware_vs_mf(r, row)
+            cells += [" ".join(f"{x:+.4f}" for x in by_seed),
+                      f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] {seed_verdict(d)}"]
         studies.append([f"`{path.stem.removeprefix('study_')}`", len(r["seeds"]), budget, *cells])
     found = []
     for path in sorted(RESULTS.glob("baselines_*.json")):
@@ -118,9 +144,12 @@ def verdict() -> str:
         found.append([f"`{r['dataset']}`", best, f"{valid[best]:.4f}", f"{r['models'][best]['sampled']['ndcg@10']:.4f}",
                       f"{mf['mean']:.4f}" if mf else "", f"`{path.relative_to(ROOT)}`"])
     return "\n\n".join([
-        "ConvNCF against the MF-BPR model it starts from, test NDCG@10 (sampled protocol), paired over the same users, "
-        "seeds averaged per user; a loss or gain only where the 95 % interval excludes 0 (`benchmarks/study.py`):",
-        table(["dataset", "seeds", "epochs beyond MF", "`authors` − MF", "`mf_identity` (default) − MF"], studies),
+        "ConvNCF against the MF-BPR model it starts from, test NDCG@10 (sampled protocol), paired over the same users: "
+        "each seed's difference, and their mean with a 95 % interval that counts users and seeds as random (t with "
+        "seeds − 1 degrees of freedom); a loss or gain only where it excludes 0 (`benchmarks/study.py`; "
+        "[how](docs/study.md#verdicts-users-and-seeds)):",
+        table(["dataset", "seeds", "epochs beyond MF", "`authors` − MF per seed", "`authors` − MF",
+               "`mf_identity` (default) − MF per seed", "`mf_identity` − MF"], studies),
         "The simple baselines, each tuned on validation only (`benchmarks/baselines.py`; a `train` run puts them "
         "beside MF and ConvNCF with paired intervals and ends with its recommendation):",
         table(["dataset", "best baseline on validation", "valid NDCG@10", "test NDCG@10 (sampled)",

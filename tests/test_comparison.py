@@ -43,3 +43,16 @@ def test_the_recommendation_names_the_best_on_validation_and_whether_its_lead_ho
     assert sentence.startswith("**Recommendation:** ease ranked best on validation ndcg@10 (0.4300, runner-up MF 0.4100)")
     ahead = f"trails MF by {-lead:.4f}" if lead < 0 else f"leads MF by {lead:.4f}"
     assert says in sentence and ahead in sentence and f"(difference {lead:+.4f}, interval" in sentence
+
+
+def test_the_recommendation_says_when_sampled_and_full_ranking_order_the_top_models_differently():
+    metrics, per_user = models(ease_lead=0.03)
+    for name, frame in per_user.items():  # full ranking: MF ahead of ease (sampled: ease ahead of MF)
+        shift = {"MF": 0.02, "ease": -0.05}.get(name, 0.0)
+        full = frame.assign(protocol="full", **{"ndcg@10": frame["ndcg@10"] + shift})
+        per_user[name] = pd.concat([frame, full], ignore_index=True)
+        metrics[name]["full"] = {"ndcg@10": float(full["ndcg@10"].mean())}
+    sentence = recommendation(metrics, per_user, "ndcg@10", "full", 0.95, 500, 0)
+    assert "on test (full ndcg@10) it trails MF" in sentence
+    assert ("On test, full ranking puts MF ahead of ConvNCF but sampled ranking puts ease ahead of MF: the advice "
+            "follows full ranking.") in sentence

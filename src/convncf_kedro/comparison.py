@@ -11,7 +11,12 @@ import numpy as np
 import pandas as pd
 
 from convncf_kedro.params import BaselinesParams, EvaluationParams, StudyParams, parse_params
-from convncf_kedro.ranking.metrics import mean_interval, paired_difference
+from convncf_kedro.ranking.metrics import (
+    mean_interval,
+    paired_difference,
+    seed_aware_difference,
+    seed_aware_interval,
+)
 
 MF, MF_LONGER = "mf", "mf_longer"  # the study's reference and its control
 
@@ -72,9 +77,33 @@ def recommendation(
     frames = {name: per_user[name][per_user[name]["protocol"] == protocol] for name in (best, second)}
     compared = paired_difference(frames[best][metric].to_numpy(), frames[second][metric].to_numpy(), confidence,
                                  resamples, seed)
+    return recommendation_sentence(best, second, valid, metric, protocol, compared) + _protocols_disagree(
+        test_metrics, metric, protocol)
+
+
+def _protocols_disagree(test_metrics: Mapping[str, dict], metric: str, protocol: str) -> str:
+    """A note when the other protocol orders the models' test means differently at the top (Krichene & Rendle 2020:
+    sampled metrics can)."""
+    other = "sampled" if protocol == "full" else "full"
+    orders = {}
+    for name_of in (protocol, other):
+        means = {name: m[name_of][metric] for name, m in test_metrics.items() if name_of in m}
+        if len(means) < len(test_metrics):
+            return ""
+        orders[name_of] = sorted(means, key=means.get, reverse=True)[:2]
+    if orders[protocol] == orders[other]:
+        return ""
+    return (f" On test, {protocol} ranking puts {' ahead of '.join(orders[protocol])} but {other} ranking puts "
+            f"{' ahead of '.join(orders[other])}: the advice follows {protocol} ranking.")
+
+
+def recommendation_sentence(best: str, second: str, valid: Mapping[str, float], metric: str, protocol: str,
+                            compared: dict) -> str:
+    """The one sentence: the declared comparison (best on validation − runner-up) on test, and what to do."""
     verdict = {"gain": "a significant advantage: deploy it",
                "loss": "yet it is significantly behind on test: validation did not carry over, look closer",
-               "no significant difference": "not a significant difference: either will do, prefer the simpler"}
+               "no significant difference": "not a significant difference: either will do, prefer the simpler",
+               "one seed: no verdict": "one seed cannot tell a difference from seed noise: run more seeds"}
     return (f"**Recommendation:** {best} ranked best on validation {metric} ({valid[best]:.4f}, runner-up {second} "
             f"{valid[second]:.4f}); on test ({protocol} {metric}) it {'trails' if compared['difference'] < 0 else 'leads'} "
             f"{second} by {abs(compared['difference']):.4f} (difference {compared['difference']:+.4f}, interval "
@@ -95,9 +124,10 @@ def compare_variants(
     results: Mapping[Member, tuple[dict, pd.DataFrame]], study: dict, evaluation: dict, baselines: dict,
     baseline_metrics: dict, baseline_per_user: dict,
 ) -> tuple[pd.DataFrame, list[dict], str]:
-    """Per protocol and metric, each variant's mean over users (seeds averaged per user) with a bootstrap
-    interval, and its paired difference from MF, from MF trained longer and from the baseline that ranked best on
-    validation; each tuned baseline (one fit) with its own interval and its difference from MF.
+    """Per protocol and metric, each variant's mean with an interval over users and seeds, and its paired difference
+    from MF, from MF trained longer and from the baseline that ranked best on validation — users and seeds both
+    random (:func:`~convncf_kedro.ranking.metrics.seed_aware_difference`), each seed's difference beside it; each
+    tuned baseline (one fit) with its own interval and its difference from MF.
 
     ``results`` holds each member's ``(test_metrics, per_user_metrics)``, variants in report order; the baselines'
     come as partitions. Returns the table, one row per member (its best epoch, validation and test means) and the
@@ -130,12 +160,11 @@ def compare_variants(
             by_seed = {v: np.stack([frames[(seed, v)][metric].to_numpy() for seed in seeds], axis=1) for v in names}
             by_seed |= {name: frame.loc[frame["protocol"] == protocol, metric].to_numpy()[:, None]
                         for name, frame in fitted_per_user.items()}
-            values = {v: column.mean(axis=1) for v, column in by_seed.items()}
             references = [MF, MF_LONGER] + ([BEST_BASELINE] if best else [])
             for variant in [*names, *fitted]:
-                low, high = mean_interval(values[variant], e.confidence, e.bootstrap_resamples, e.seed)
+                interval = seed_aware_interval(by_seed[variant], e.confidence)
                 row = {"protocol": protocol, "metric": metric, "variant": variant, "seeds": by_seed[variant].shape[1],
-                       "mean": float(values[variant].mean()), "ci_low": low, "ci_high": high,
+                       "mean": interval["mean"], "ci_low": interval["ci_low"], "ci_high": interval["ci_high"],
                        "seed_sd": float(by_seed[variant].mean(axis=0).std(ddof=1)) if by_seed[variant].shape[1] > 1
                        else 0.0}
                 for reference in references:
@@ -143,13 +172,14 @@ def compare_variants(
                     # MF is the reference; MF trained longer and the baselines are compared with MF
                     if variant in (MF, against) or (reference == MF_LONGER and variant in fitted):
                         continue
-                    compared = paired_difference(values[variant], values[against], e.confidence,
-                                                 e.bootstrap_resamples, e.seed)
+                    # a one-fit baseline (one column) is compared with every seed of the other side
+                    compared = seed_aware_difference(by_seed[variant], by_seed[against], e.confidence)
                     row |= {f"vs_{reference}": compared["difference"], f"vs_{reference}_low": compared["ci_low"],
-                            f"vs_{reference}_high": compared["ci_high"], f"vs_{reference}_verdict": compared["verdict"]}
+                            f"vs_{reference}_high": compared["ci_high"], f"vs_{reference}_verdict": compared["verdict"],
+                            f"vs_{reference}_by_seed": " ".join(f"{d:+.4f}" for d in compared["by_seed"])}
                 rows.append(row)
             if not sentence:  # the study's first protocol and metric decide what to deploy
-                sentence = _study_recommendation(names, fitted, test_metrics, fitted_metrics, values, protocol,
+                sentence = _study_recommendation(names, fitted, test_metrics, fitted_metrics, by_seed, protocol,
                                                  metric, b.selection_metric, e)
     member_rows = [
         {"seed": seed, "variant": variant, "best_epoch": metrics["best_epoch"], "stopped": metrics.get("stopped"),
@@ -161,20 +191,23 @@ def compare_variants(
 
 
 def _study_recommendation(
-    names: list[str], fitted: list[str], test_metrics: dict, fitted_metrics: dict, values: dict[str, np.ndarray],
+    names: list[str], fitted: list[str], test_metrics: dict, fitted_metrics: dict, by_seed: dict[str, np.ndarray],
     protocol: str, metric: str, selection_metric: str, e: EvaluationParams,
 ) -> str:
-    """comparison.recommendation over the study's variants (validation averaged over seeds) and baselines."""
-    valid = {variant: [m["valid"].get(selection_metric) for (_, v), m in test_metrics.items() if v == variant]
-             for variant in names}
-    summary = {variant: {"valid": {selection_metric: None if None in seen else float(np.mean(seen))}}
-               for variant, seen in valid.items()}
-    summary |= {name: {"valid": {selection_metric: fitted_metrics[name]["valid"].get(selection_metric)}}
-                for name in fitted}
-    frames = {name: pd.DataFrame({"protocol": protocol, metric: values[name]}) for name in summary}
+    """The recommendation over the study's variants (validation averaged over seeds) and baselines, the declared
+    comparison (best on validation − runner-up) with users and seeds as the units."""
     if metric != selection_metric:
         return f"(the recommendation compares {selection_metric}; the study's first metric is {metric})"
-    return recommendation(summary, frames, selection_metric, protocol, e.confidence, e.bootstrap_resamples, e.seed)
+    valid = {variant: [m["valid"].get(selection_metric) for (_, v), m in test_metrics.items() if v == variant]
+             for variant in names}
+    averaged = {variant: None if None in seen else float(np.mean(seen)) for variant, seen in valid.items()}
+    averaged |= {name: fitted_metrics[name]["valid"].get(selection_metric) for name in fitted}
+    ranked = sorted((name for name in averaged if averaged[name] is not None), key=averaged.get, reverse=True)
+    if len(ranked) < 2:
+        return f"Fewer than two models were selected on validation {metric}: no recommendation."
+    best, second = ranked[:2]
+    compared = seed_aware_difference(by_seed[best], by_seed[second], e.confidence)
+    return recommendation_sentence(best, second, averaged, selection_metric, protocol, compared)
 
 
 def _check_pairing(protocol: str, test_metrics: dict[Member, dict], frames: dict[Member, pd.DataFrame]) -> None:

@@ -26,6 +26,7 @@ from convncf_kedro.models.scoring import block_scorer, pair_scorer
 from convncf_kedro.params import EvaluationParams, parse_params
 from convncf_kedro.ranking.full import ScorePairs, clamp_shortlist, hits_against, top_k_unseen
 from convncf_kedro.ranking.metrics import (
+    by_user,
     full_ranking_metrics_per_user,
     mean_metrics,
     paired_difference,
@@ -202,9 +203,10 @@ def _evaluate(
             raise ParameterError("evaluation.ks", f"K={max(p.ks)} exceeds the {items.shape[1]} sampled candidates")
         started = time.perf_counter()
         ranked = rank_sampled(score_pairs, users, items, label=f"{name} on the test split")
-        rows = sampled_metrics_per_user(ranked.ranks, ranked.n_negatives, p.ks)
-        per_user.append(pd.DataFrame({"protocol": "sampled", "user": users, **rows}))
-        result["sampled"] = {**mean_metrics(rows), "rows": len(users), "tied_held_out": int(ranked.tied.sum()),
+        scored_users, rows = by_user(users, sampled_metrics_per_user(ranked.ranks, ranked.n_negatives, p.ks))
+        per_user.append(pd.DataFrame({"protocol": "sampled", "user": scored_users, **rows}))
+        result["sampled"] = {**mean_metrics(rows), "rows": len(users), "users": len(scored_users),
+                             "tied_held_out": int(ranked.tied.sum()),
                              "seconds": round(time.perf_counter() - started, 2),
                              "candidates": _fingerprint(users, items)}
 

@@ -18,6 +18,9 @@ def test_gowalla_full_ranking_for_a_subset_of_users(kedro_project):
     metrics = project.load("test_metrics_convncf")
     assert metrics["full"]["users"] == 40
     assert metrics["sampled"]["rows"] > 40  # Gowalla users hold several test items, one row each
+    sampled = project.load("per_user_metrics_convncf").query("protocol == 'sampled'")
+    assert metrics["sampled"]["users"] == 40 and len(sampled) == 40 and sampled["user"].is_unique  # the user is the unit
+    assert sampled["ndcg@10"].mean() == pytest.approx(metrics["sampled"]["ndcg@10"])
     full = metrics["full"]
     for key in ("hr@20", "ndcg@20", "recall@20", "precision@20", "mrr@20"):
         assert 0 <= full[key] <= 1

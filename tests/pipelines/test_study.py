@@ -14,6 +14,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from kedro_project import slice_project
 
 from convncf_kedro.pipelines.study.nodes import compare_variants, plot_study
@@ -35,29 +36,43 @@ def member_results(users: np.ndarray, ndcg: np.ndarray, candidates: str = "same"
     return metrics, pd.DataFrame({"protocol": "sampled", "user": users, "ndcg@10": ndcg})
 
 
-def test_a_known_difference_gets_an_interval_around_it_with_seeds_averaged_per_user():
-    rng = np.random.default_rng(0)
-    users = np.arange(2000)
-    mf = {seed: rng.uniform(0, 1, users.size) for seed in (1, 2)}
+def study_of(differences_by_seed: dict[int, float], users: int = 2000, noise: float = 0.2, seed: int = 0):
+    """Members of a study where `authors` − MF is the given difference on each seed, plus per-user noise."""
+    rng = np.random.default_rng(seed)
+    ids = np.arange(users)
     results = {}
-    for seed in (1, 2):
-        authors = mf[seed] + 0.05 * seed + rng.normal(0, 0.2, users.size)  # +0.05 on seed 1, +0.10 on seed 2
-        for variant, values in (("mf", mf[seed]), ("mf_longer", mf[seed]), ("authors", authors)):
-            results[(seed, variant)] = member_results(users, values)
-    table, member_rows, _ = compare_variants(results, STUDY_PARAMS, EVALUATION, *NO_BASELINES)
+    for member_seed, difference in differences_by_seed.items():
+        mf = rng.uniform(0, 1, users)
+        authors = mf + difference + rng.normal(0, noise, users)
+        for variant, values in (("mf", mf), ("mf_longer", mf), ("authors", authors)):
+            results[(member_seed, variant)] = member_results(ids, values)
+    return results
 
+
+def test_a_difference_that_varies_between_seeds_is_judged_with_the_seeds_spread():
+    results = study_of({1: 0.05, 2: 0.10})
+    table, member_rows, _ = compare_variants(results, STUDY_PARAMS, EVALUATION, *NO_BASELINES)
     authors = table.set_index("variant").loc["authors"]
-    authors_1, authors_2 = (results[(seed, "authors")][1]["ndcg@10"] for seed in (1, 2))
-    averaged = (authors_1 + authors_2) / 2 - (mf[1] + mf[2]) / 2  # per user, seeds averaged
-    assert authors["vs_mf"] == pytest.approx(averaged.mean()) and authors["vs_mf"] == pytest.approx(0.075, abs=0.01)
-    assert 0 < authors["vs_mf_low"] < 0.075 < authors["vs_mf_high"] and authors["vs_mf_verdict"] == "gain"
-    # the interval is the spread of a mean of 2,000 users: about ±1.96 · sd / √n
-    assert authors["vs_mf_high"] - authors["vs_mf_low"] == pytest.approx(2 * 1.96 * averaged.std() / np.sqrt(2000), rel=0.15)
-    per_seed = [authors_1.mean(), authors_2.mean()]
-    assert authors["seed_sd"] == pytest.approx(np.std(per_seed, ddof=1))
+    per_user = np.stack([results[(s, "authors")][1]["ndcg@10"] - results[(s, "mf")][1]["ndcg@10"] for s in (1, 2)], 1)
+    assert authors["vs_mf"] == pytest.approx(per_user.mean()) and authors["vs_mf"] == pytest.approx(0.075, abs=0.01)
+    by_seed = [float(d) for d in authors["vs_mf_by_seed"].split()]
+    assert by_seed == pytest.approx([0.05, 0.10], abs=0.01)
+    # users' part (each user's mean over seeds) and seeds' part (each seed's mean), t with one degree of freedom
+    spread = np.sqrt(per_user.mean(axis=1).var(ddof=1) / 2000 + np.var(by_seed, ddof=1) / 2)
+    assert authors["vs_mf_high"] - authors["vs_mf_low"] == pytest.approx(2 * stats.t.ppf(0.975, 1) * spread, rel=0.02)
+    assert authors["vs_mf_verdict"] == "no significant difference"  # two seeds 0.05 apart cannot pin it down
+    assert authors["seed_sd"] == pytest.approx(np.std([results[(s, "authors")][0]["sampled"]["ndcg@10"]
+                                                      for s in (1, 2)], ddof=1))
     control = table.set_index("variant").loc["mf_longer"]
     assert control["vs_mf"] == 0 and control["vs_mf_verdict"] == "no significant difference"
     assert len(member_rows) == 6 and {row["variant"] for row in member_rows} == {"mf", "mf_longer", "authors"}
+
+
+def test_a_difference_every_seed_agrees_on_is_a_gain_and_one_seed_gives_no_verdict():
+    agreed = compare_variants(study_of({1: 0.05, 2: 0.052, 3: 0.048}), STUDY_PARAMS, EVALUATION, *NO_BASELINES)[0]
+    assert agreed.set_index("variant").loc["authors", "vs_mf_verdict"] == "gain"
+    alone = compare_variants(study_of({1: 0.05}), STUDY_PARAMS, EVALUATION, *NO_BASELINES)[0]
+    assert alone.set_index("variant").loc["authors", "vs_mf_verdict"] == "one seed: no verdict"
 
 
 def test_the_forest_plot_puts_each_comparison_on_its_own_variant_row():
@@ -78,8 +93,8 @@ def test_baselines_get_their_own_rows_and_every_variant_its_difference_from_the_
     rng = np.random.default_rng(3)
     users = np.arange(1000)
     mf = rng.uniform(0, 1, users.size)
-    results = {(1, variant): member_results(users, values)
-               for variant, values in (("mf", mf), ("mf_longer", mf), ("authors", mf - 0.02))}
+    results = {(seed, variant): member_results(users, values + 0.001 * seed)  # three seeds, nearly alike
+               for seed in (1, 2, 3) for variant, values in (("mf", mf), ("mf_longer", mf), ("authors", mf - 0.02))}
     baseline_frames = {"ease": mf + 0.05, "itemknn": mf - 0.1}  # ease ranks best on validation too (below)
     metrics = {name: (lambda name=name: {"valid": {"ndcg@10": {"ease": 0.6, "itemknn": 0.3}[name]},
                                          "sampled": {"candidates": "same"}}) for name in baseline_frames}
@@ -91,8 +106,8 @@ def test_baselines_get_their_own_rows_and_every_variant_its_difference_from_the_
     table, _, sentence = compare_variants(results, STUDY_PARAMS, EVALUATION, baselines, metrics, per_user)
     rows = table.set_index("variant")
     assert list(rows.index) == ["mf", "mf_longer", "authors", "itemknn", "ease"]
-    assert rows.loc["authors", "vs_best_baseline"] == pytest.approx(-0.07) and rows.loc["authors", "vs_best_baseline_verdict"] == "loss"
-    assert rows.loc["ease", "vs_mf"] == pytest.approx(0.05) and np.isnan(rows.loc["ease", "vs_best_baseline"])
+    assert rows.loc["authors", "vs_best_baseline"] == pytest.approx(-0.07, abs=0.003) and rows.loc["authors", "vs_best_baseline_verdict"] == "loss"
+    assert rows.loc["ease", "vs_mf"] == pytest.approx(0.05, abs=0.003) and np.isnan(rows.loc["ease", "vs_best_baseline"])
     assert rows.loc["itemknn", "seeds"] == 1 and np.isnan(rows.loc["itemknn", "vs_mf_longer"])
     assert sentence.startswith("**Recommendation:** ease ranked best on validation ndcg@10 (0.6000, runner-up mf")
     assert "a significant advantage: deploy it" in sentence
@@ -101,8 +116,8 @@ def test_baselines_get_their_own_rows_and_every_variant_its_difference_from_the_
 def test_a_noisy_difference_of_zero_is_no_significant_difference():
     rng = np.random.default_rng(1)
     users = np.arange(500)
-    results = {(1, variant): member_results(users, rng.uniform(0, 1, users.size))
-               for variant in ("mf", "mf_longer", "authors")}
+    results = {(seed, variant): member_results(users, rng.uniform(0, 1, users.size))
+               for seed in (1, 2, 3) for variant in ("mf", "mf_longer", "authors")}
     table, _, _ = compare_variants(results, STUDY_PARAMS, EVALUATION, *NO_BASELINES)
     authors = table.set_index("variant").loc["authors"]
     assert authors["vs_mf_low"] < 0 < authors["vs_mf_high"]

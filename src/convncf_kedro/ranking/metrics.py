@@ -96,6 +96,15 @@ def full_ranking_metrics(hits: np.ndarray, n_relevant: np.ndarray, ks: list[int]
     return mean_metrics(full_ranking_metrics_per_user(hits, n_relevant, ks))
 
 
+def by_user(users: np.ndarray, per_row: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Rows of (user, test item) → one value per user, each user's mean over their test items: the user is the unit
+    of every mean and interval, so a user with nine test items weighs as much as one with one. Users sorted."""
+    users = np.asarray(users)
+    unique, inverse, counts = np.unique(users, return_inverse=True, return_counts=True)
+    return unique, {name: np.bincount(inverse, weights=np.asarray(values, dtype=float)) / counts
+                    for name, values in per_row.items()}
+
+
 def mean_metrics(per_user: dict[str, np.ndarray]) -> dict[str, float]:
     return {name: float(np.mean(values)) for name, values in per_user.items()}
 
@@ -124,6 +133,53 @@ def paired_difference(
     low, high = mean_interval(difference, confidence, resamples, seed)
     verdict = "gain" if low > 0 else "loss" if high < 0 else "no significant difference"
     return {"difference": float(difference.mean()), "ci_low": low, "ci_high": high, "verdict": verdict}
+
+
+def seed_aware_interval(values: np.ndarray, confidence: float) -> dict[str, float]:
+    """Mean of (U users, S seeds) ``values`` — per-user differences of two variants, or one variant's metric — with an
+    interval that treats both users and seeds as random.
+
+    ``values[u, s] = mean + user effect + seed effect + noise``: the users' standard error comes from each user's mean
+    over seeds (var/U), the seeds' from each seed's mean over users (var/S), and the interval is mean ± t·√(sum) with
+    the smaller of the two parts' degrees of freedom (the conservative form of Welch's; Satterthwaite's was liberal
+    at three seeds in the simulation of tests/ranking/test_seed_variance.py). The noise term is counted in both; with
+    three seeds t has two degrees of freedom, so a verdict needs a difference well above the seeds' spread. With one seed
+    the seeds' part is unknown: ``seeds_counted`` is False and no verdict is given.
+    """
+    values = np.asarray(values, dtype=float)
+    n_users, n_seeds = values.shape
+    user_var = values.mean(axis=1).var(ddof=1) / n_users if n_users > 1 else 0.0
+    seed_var = values.mean(axis=0).var(ddof=1) / n_seeds if n_seeds > 1 else 0.0
+    return users_and_seeds_interval(float(values.mean()), user_var, n_users, seed_var, n_seeds, confidence)
+
+
+def users_and_seeds_interval(mean: float, user_var: float, n_users: int, seed_var: float, n_seeds: int,
+                             confidence: float) -> dict[str, float]:
+    """mean ± t·√(users' + seeds' squared standard errors), t at the smaller part's degrees of freedom (the rule of
+    :func:`seed_aware_interval`, also for published tables that kept only those parts)."""
+    total = user_var + seed_var
+    if total == 0.0:
+        return {"mean": mean, "ci_low": mean, "ci_high": mean, "df": float("inf"), "seeds_counted": n_seeds > 1}
+    df = float(min(d for v, d in ((user_var, n_users - 1), (seed_var, n_seeds - 1)) if v > 0))
+    half = float(stats.t.ppf(0.5 + confidence / 2, df)) * float(np.sqrt(total))
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "df": df, "seeds_counted": n_seeds > 1}
+
+
+def seed_aware_difference(candidate: np.ndarray, reference: np.ndarray, confidence: float) -> dict:
+    """``candidate − reference`` over the same (U, S) users and seeds (a one-column reference — a deterministic
+    baseline — is compared with every seed), by :func:`seed_aware_interval`; each seed's mean difference beside it.
+    ``verdict`` is ``gain`` or ``loss`` only when the interval excludes 0 with seeds counted."""
+    differences = np.asarray(candidate, dtype=float) - np.asarray(reference, dtype=float)
+    interval = seed_aware_interval(differences, confidence)
+    return {"difference": interval["mean"], "ci_low": interval["ci_low"], "ci_high": interval["ci_high"],
+            "verdict": seed_verdict(interval), "by_seed": [float(v) for v in differences.mean(axis=0)]}
+
+
+def seed_verdict(interval: dict) -> str:
+    """gain or loss only where the interval, seeds counted, excludes 0."""
+    if not interval["seeds_counted"]:
+        return "one seed: no verdict"
+    return "gain" if interval["ci_low"] > 0 else "loss" if interval["ci_high"] < 0 else "no significant difference"
 
 
 def ranks_alike(metrics: dict[str, float], reference: dict[str, float], names: tuple[str, ...] = ("ndcg@10",)) -> bool:

@@ -48,7 +48,7 @@ def compare_models(
     per_user = {"MF": mf_per_user, "ConvNCF": convncf_per_user, **{n: baseline_per_user[n]() for n in names}}
     table = comparison.model_table(test_metrics, per_user, names, b.selection_metric, p.ks, p.confidence,
                                    p.bootstrap_resamples, p.seed)
-    protocol = "sampled" if "sampled" in p.protocols else "full"
+    protocol = "full" if "full" in p.protocols else "sampled"  # the advice from full ranking wherever it was run
     sentence = comparison.recommendation(test_metrics, per_user, b.selection_metric, protocol, p.confidence,
                                          p.bootstrap_resamples, p.seed)
     return table, sentence
