@@ -67,7 +67,7 @@ def test_study_members_of_unknown_recipes_or_repeated_seeds_are_refused_naming_t
     with pytest.raises(ParameterError, match=r"'study.seeds \(conf/local/study.yml\)': .*\[1, 1\] repeats an entry"):
         study_members.from_config({"seeds": [1, 1], "recipes": ["authors"]}, "conf/local/study.yml")
     shipped = study_members.registered(kedro_project().root)
-    assert shipped.seeds == [2018, 2019, 2020] and shipped.recipes == ["authors", "residual", "mf_identity"]
+    assert shipped.seeds == [2018, 2019, 2020, 2021, 2022] and shipped.recipes == ["authors", "residual", "mf_identity"]
 
 
 def test_a_run_with_a_bad_value_fails_at_the_start(kedro_project):

@@ -136,3 +136,18 @@ def test_a_user_without_training_interactions_gets_the_floors_ranking(x, name):
     scores = all_scores(model)
     np.testing.assert_allclose(scores[3], np.asarray(cold.sum(axis=0)).ravel(), atol=1e-5)
     np.testing.assert_allclose(scores[4], all_scores(fitted[name]())[4], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 4.0])
+def test_ials_weighs_an_observed_item_one_plus_alpha_and_a_missing_one_one(alpha):
+    """Hu et al.'s confidence 1 + α·x: each item's factors solve (Uᵀ C_i U + λI) v_i = Uᵀ C_i x_i (fitted items last)."""
+    rng = np.random.default_rng(0)
+    dense = (rng.random((60, 40)) < 0.15).astype(np.float32)
+    model = baselines.ials(sp.csr_matrix(dense), factors=8, regularization=0.1, alpha=alpha, iterations=30, seed=0,
+                           threads=1)
+    users, items = model.user_side, model.item_side.T
+    confidence = 1.0 + alpha * dense
+    for i in range(dense.shape[1]):
+        weighted = users.T * confidence[:, i]
+        solved = np.linalg.solve(weighted @ users + 0.1 * np.eye(8), weighted @ dense[:, i])
+        np.testing.assert_allclose(items[i], solved, atol=5e-3)

@@ -241,7 +241,7 @@ def test_every_command_sees_the_members_of_the_environment_and_a_run_that_would_
     quick = "pretrain.training.epochs=2,study.extra_epochs=1,baselines.models=[toppop]"
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "MLFLOW_TRACKING_URI": project.tracking_uri}
     env.pop("KEDRO_ENV", None)
-    shipped = {(str(seed), name) for seed in (2018, 2019, 2020)
+    shipped = {(str(seed), name) for seed in (2018, 2019, 2020, 2021, 2022)
                for name in ("mf_bpr", "mf_longer", "convncf_authors", "convncf_residual", "convncf_mf_identity")}
     assert described_members(project, env) == shipped
 

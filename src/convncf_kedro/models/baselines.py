@@ -242,10 +242,15 @@ def ease(x: sp.csr_matrix, l2: float, memory_budget_bytes: int) -> LinearScorer:
 
 def ials(x: sp.csr_matrix, factors: int, regularization: float, alpha: float, iterations: int, seed: int,
          threads: int) -> LinearScorer:
-    """Implicit ALS (Hu et al. 2008) through ``implicit``: confidence 1 + α·x, least squares on preferences."""
+    """Implicit ALS (Hu et al. 2008) through ``implicit``: confidence 1 + α·x, least squares on preferences.
+
+    ``implicit`` weighs an observed item by its ``alpha`` times the stored value and a missing one by 1 (checked
+    against the closed-form solve: shared/NOTES.md), so Hu et al.'s 1 + α·x on a binary matrix is its alpha = 1 + α:
+    an observed item never weighs less than a missing one, whatever α the search tries."""
     from implicit.cpu.als import AlternatingLeastSquares
 
-    model = AlternatingLeastSquares(factors=factors, regularization=regularization, alpha=alpha, iterations=iterations,
+    model = AlternatingLeastSquares(factors=factors, regularization=regularization, alpha=1.0 + alpha,
+                                    iterations=iterations,
                                     random_state=seed, num_threads=threads, calculate_training_loss=False)
     model.fit(sp.csr_matrix(x, dtype=np.float32), show_progress=False)
     return LinearScorer("ials", {"factors": factors, "regularization": regularization, "alpha": alpha,

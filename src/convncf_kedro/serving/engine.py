@@ -151,8 +151,8 @@ def dask_client(cluster: str) -> Iterator:
         if started is not None:
             stack.enter_context(started)
         try:
-            client = stack.enter_context(Client(started if started is not None else cluster,
-                                                timeout=CONNECT_SECONDS if started is None else None))
+            client = stack.enter_context(Client(started) if started is not None else
+                                         Client(cluster, timeout=CONNECT_SECONDS))
         except (OSError, TimeoutError) as exc:  # one line, not Dask's retries and tracebacks
             raise ClusterUnreachableError(
                 f"cannot reach the Dask scheduler at {cluster} within {CONNECT_SECONDS} s ({type(exc).__name__}): "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +62,12 @@ def suggest(trial: optuna.Trial, space: dict[str, dict]) -> dict[str, Any]:
     return point
 
 
+def model_seed(seed: int, name: str) -> int:
+    """The tuning seed of one model: ItemKNN and UserKNN share a search space, and one seed would make both propose
+    the same first points."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0])
+
+
 def tunable(space: dict[str, dict]) -> bool:
     return any(spec.get("value") is None for spec in space.values())
 
@@ -90,6 +97,7 @@ def tune(
 
     n_trials = trials if tunable(space) else 1
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    sampler = optuna.samplers.TPESampler(seed=model_seed(seed, name))  # its own stream: models never share points
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=n_trials)
     return best["model"], best["metrics"], pd.DataFrame(rows)
