@@ -56,3 +56,22 @@ def test_the_recommendation_says_when_sampled_and_full_ranking_order_the_top_mod
     assert "on test (full ndcg@10) it trails MF" in sentence
     assert ("On test, full ranking puts MF ahead of ConvNCF but sampled ranking puts ease ahead of MF: the advice "
             "follows full ranking.") in sentence
+
+
+def test_the_recommendation_says_whether_its_order_depends_on_the_tie_rule():
+    metrics, per_user = models(ease_lead=0.03)
+    metrics["ease"]["sampled"] |= {"rows": 400, "tied_held_out": 200, "random_ties": {"ndcg@10": 0.40}}
+    metrics["MF"]["sampled"] |= {"rows": 400, "tied_held_out": 0, "random_ties": {"ndcg@10": metrics["MF"]["sampled"]["ndcg@10"]}}
+    sentence = recommendation(metrics, per_user, "ndcg@10", "sampled", 0.95, 500, 0)
+    assert "Ties decided many test rows (ease 50%, MF 0%)" in sentence
+    assert sentence.rstrip().endswith("the order depends on the tie rule.") == (0.40 < metrics["MF"]["sampled"]["ndcg@10"])
+
+
+def test_the_plot_shows_every_model_with_the_best_on_validation_marked():
+    from convncf_kedro.reporting import plot_models
+
+    metrics, per_user = models(ease_lead=0.03)
+    table = model_table(metrics, per_user, ["itemknn", "ease"], "ndcg@10", [10], 0.95, 500, 0)
+    (ax,) = plot_models(table).axes
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["ease (best on validation)", "MF", "ConvNCF", "itemknn"]  # best test mean first

@@ -51,6 +51,9 @@ def model_table(
                 row = {"protocol": protocol, "metric": key, "model": name, f"valid_{metric}": valid[name],
                        "mean": float(values.mean()), "ci_low": low, "ci_high": high,
                        "tied_held_out": test_metrics[name].get(protocol, {}).get("tied_held_out"),
+                       "mean_random_ties": test_metrics[name].get(protocol, {}).get("random_ties", {}).get(key),
+                       "candidates": (test_metrics[name].get("full_ranking_candidates") or "every unseen item")
+                       if protocol == "full" else "sampled negatives",
                        "parameters": ", ".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}"
                                                for p, v in (test_metrics[name].get("params") or {}).items())}
                 if reference is not None and name != reference:
@@ -77,8 +80,30 @@ def recommendation(
     frames = {name: per_user[name][per_user[name]["protocol"] == protocol] for name in (best, second)}
     compared = paired_difference(frames[best][metric].to_numpy(), frames[second][metric].to_numpy(), confidence,
                                  resamples, seed)
-    return recommendation_sentence(best, second, valid, metric, protocol, compared) + _protocols_disagree(
-        test_metrics, metric, protocol)
+    return (recommendation_sentence(best, second, valid, metric, protocol, compared)
+            + _protocols_disagree(test_metrics, metric, protocol) + _tie_rule_note(test_metrics, best, second, metric,
+                                                                                  protocol))
+
+
+TIES_WORTH_A_NOTE = 0.05  # share of test rows where the tie rule, not the model, placed the held-out item
+
+
+def _tie_rule_note(test_metrics: Mapping[str, dict], best: str, second: str, metric: str, protocol: str) -> str:
+    """Where ties are common (KNN scores are often exactly 0), whether the test order of the two models depends on the
+    rule that counts a tie against the held-out item."""
+    results = {name: test_metrics[name].get(protocol, {}) for name in (best, second)}
+    if any("random_ties" not in r for r in results.values()):
+        return ""
+    shares = {name: r["tied_held_out"] / r["rows"] for name, r in results.items()}
+    if max(shares.values()) <= TIES_WORTH_A_NOTE:
+        return ""
+    pessimistic = results[best][metric] - results[second][metric]
+    random = results[best]["random_ties"][metric] - results[second]["random_ties"][metric]
+    tied = ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
+    depends = ("the order does not depend on the tie rule" if (pessimistic >= 0) == (random >= 0)
+               else "the order depends on the tie rule")
+    return (f" Ties decided many test rows ({tied}); broken at random, {best} − {second} is {random:+.4f} against "
+            f"{pessimistic:+.4f} with ties counted against the held-out item: {depends}.")
 
 
 def _protocols_disagree(test_metrics: Mapping[str, dict], metric: str, protocol: str) -> str:

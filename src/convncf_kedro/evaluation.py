@@ -18,6 +18,7 @@ from kedro.io import DatasetError
 
 from convncf_kedro.errors import ParameterError, StaleInputError
 from convncf_kedro.exporting.onnx_export import check_exported_from
+from convncf_kedro.exporting.retrieval_check import accepted_shortlists
 from convncf_kedro.interactions.lineage import check_same_run
 from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.models import BPRRecommender, ModelInfo, load_model, saved_info
@@ -32,6 +33,7 @@ from convncf_kedro.ranking.metrics import (
     paired_difference,
     ranks_alike,
     sampled_metrics_per_user,
+    sampled_metrics_random_ties,
 )
 from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled, rank_sampled
 from convncf_kedro.serving.engine import rank_users, session_for
@@ -95,6 +97,11 @@ def evaluate_exported(
     {retrieve: …}`` its full ranking goes through two stages, and is labelled approximate."""
     p = parse_params(EvaluationParams, params, "evaluation")
     shortlist = clamp_shortlist(p.shortlist(retrieval_check, "evaluation"), train_matrix.shape[1])
+    if shortlist and shortlist not in (accepted := accepted_shortlists(retrieval_check)):
+        raise ParameterError("evaluation.candidates.retrieve", f"a shortlist of {shortlist} was not checked to rank "
+                             f"validation like every item (export accepted {accepted or 'none'}: "
+                             "retrieval_validation.json), so pairing it with the exhaustively ranked models would mix "
+                             "approximation error into their differences; use an accepted size, auto, or all")
     data = _same_run(ingestion_manifest, train_matrix, valid, valid_negatives, test, test_negatives)
     check_trained_on(saved_model, data, "evaluation")
     check_exported_from(graph, saved_model)
@@ -115,7 +122,7 @@ def evaluate_exported(
 
     session = session_for(serialized, device, p.threads)
     scored_by = {"precision": "fp32", "precision_check": None, "engine": f"onnxruntime ({session.get_providers()[0]})",
-                 "cluster": p.cluster, "full_ranking_candidates": f"two stages, shortlist {shortlist} (approximate)"
+                 "cluster": p.cluster, "full_ranking_candidates": f"two stages, shortlist {shortlist} (approximate; export found it ranks validation like every item)"
                  if shortlist else "every unseen item (exact)"}
     return _evaluate(info, name, onnx_pair_scorer(session, p.batch_pairs), rank_full, scored_by, p, train_matrix,
                      valid, test, test_negatives)
@@ -190,10 +197,12 @@ def _evaluate(
     train_matrix: sp.csr_matrix, valid: pd.DataFrame, test: pd.DataFrame, test_negatives: pd.DataFrame,
 ) -> tuple[dict, pd.DataFrame]:
     test = sample_test_users(test, p.max_users, p.seed)
+    score_pairs, rank_full, floor_users = popularity_floor(score_pairs, rank_full, train_matrix, p)
     result: dict = {
         "model": info.model_class, "recipe": info.recipe, "best_epoch": info.epoch, "stopped": info.stopped,
         "selection_metric": info.selection_metric, "valid": info.valid_metrics,
         "valid_precision": info.validated_in, "trained_in": info.trained_in, **scored_by,
+        "cold_test_users": int(np.isin(np.unique(test["user"].to_numpy()), floor_users).sum()),
     }
     per_user: list[pd.DataFrame] = []
 
@@ -204,9 +213,12 @@ def _evaluate(
         started = time.perf_counter()
         ranked = rank_sampled(score_pairs, users, items, label=f"{name} on the test split")
         scored_users, rows = by_user(users, sampled_metrics_per_user(ranked.ranks, ranked.n_negatives, p.ks))
+        _, random_ties = by_user(users, sampled_metrics_random_ties(ranked.ranks, ranked.ties, ranked.n_negatives,
+                                                                    p.ks))
         per_user.append(pd.DataFrame({"protocol": "sampled", "user": scored_users, **rows}))
         result["sampled"] = {**mean_metrics(rows), "rows": len(users), "users": len(scored_users),
                              "tied_held_out": int(ranked.tied.sum()),
+                             "random_ties": mean_metrics(random_ties),  # ties broken at random, beside the rule's
                              "seconds": round(time.perf_counter() - started, 2),
                              "candidates": _fingerprint(users, items)}
 
@@ -225,6 +237,38 @@ def _evaluate(
         result["full"] = {**mean_metrics(rows), "users": len(users), "seconds": round(seconds, 2),
                           "pairs_per_second": round(pairs / seconds), "candidates": _fingerprint(users, seen.indptr, seen.indices)}
     return result, pd.concat(per_user, ignore_index=True)
+
+
+def popularity_floor(score_pairs: ScorePairs, rank_full: Callable, train_matrix: sp.csr_matrix,
+                     p: EvaluationParams) -> tuple[ScorePairs, Callable, np.ndarray]:
+    """Users with no training interaction scored by training popularity, whichever model is evaluated: MF and
+    ConvNCF would otherwise rank them with untrained embeddings and the baselines with TopPop, so a comparison would
+    measure the fallback, not the model. Returns the wrapped scorers and those users."""
+    cold = np.diff(train_matrix.indptr) == 0
+    if not cold.any():
+        return score_pairs, rank_full, np.empty(0, dtype=np.int64)
+    popularity = np.asarray(train_matrix.sum(axis=0), dtype=np.float32).ravel()
+
+    def floored_pairs(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        out = np.empty(len(users), dtype=np.float32)
+        floor = cold[users]
+        out[floor] = popularity[items[floor]]
+        if (~floor).any():
+            out[~floor] = score_pairs(users[~floor], items[~floor])
+        return out
+
+    def floored_full(users: np.ndarray, seen: sp.csr_matrix, relevant: sp.csr_matrix) -> np.ndarray:
+        floor = cold[users]
+        top = np.empty((len(users), max(p.ks)), dtype=np.int64)
+        if (~floor).any():
+            top[~floor] = rank_full(users[~floor], seen, relevant)
+        if floor.any():
+            top[floor], _ = top_k_unseen(lambda u, i: np.tile(popularity[i], (len(u), 1)), users[floor], seen,
+                                         max(p.ks), p.chunk_users, p.chunk_items, p.log_every_seconds,
+                                         label="popularity for users with no training interaction", ties_last=relevant)
+        return top
+
+    return floored_pairs, floored_full, np.flatnonzero(cold)
 
 
 def _fingerprint(*arrays: np.ndarray) -> str:

@@ -65,7 +65,12 @@ def write_report(
         "MF, ConvNCF and the simple baselines (each tuned on validation only, its parameters below), on the same "
         "users and candidates. `vs_best_baseline`: the paired difference from the baseline that ranked best on "
         "validation, with its interval; `tied_held_out`: test rows whose held-out item tied a negative (the tie "
-        "rule ranks it last among them: KNN scores are often exactly 0).",
+        "rule ranks it last among them: KNN scores are often exactly 0), `mean_random_ties` the metric with ties "
+        "broken at random instead. One seed: the intervals are over users only. Only the recommendation's comparison "
+        "below (the model best on validation against the runner-up, fixed before the test split is read) is "
+        "declared; every other verdict here is exploratory, not adjusted for the number of comparisons."
+        + (f" {mf_metrics['cold_test_users']:,} test users have no training interaction: every model ranks them by "
+           "training popularity." if mf_metrics.get("cold_test_users") else ""),
         "",
         *_model_lines(models),
         "",
@@ -75,7 +80,7 @@ def write_report(
         + ", ".join(f"{k} {v:,}" for k, v in dataset_statistics["interactions"].items())
         + f"; density {dataset_statistics['density']:.4%}.",
         "",
-        "Plots: `training_curves.png`, `metrics_at_k.png`; numbers: `test_metrics_*.json`, `metrics_table.csv`, "
+        "Plots: `model_comparison.png` (every model), `training_curves.png`, `metrics_at_k.png`; numbers: `test_metrics_*.json`, `metrics_table.csv`, "
         "`model_table.csv`.",
         "",
         recommendation,
@@ -141,6 +146,30 @@ def plot_metrics_at_k(table: pd.DataFrame) -> plt.Figure:
         forest.set_yticks(x, labels, fontsize=8)
         forest.invert_yaxis()
         forest.set(xlabel="ConvNCF − MF (paired bootstrap interval)", title="difference: green gain, red loss, grey neither")
+    fig.tight_layout()
+    return fig
+
+
+def plot_models(model_table: pd.DataFrame, metric: str = "ndcg@10") -> plt.Figure:
+    """Which model? Per protocol, every model's test ``metric`` with its interval, best first; the model best on
+    validation (the recommendation's candidate) in black, the others coloured by their verdict against the best
+    baseline on validation (green ahead, red behind, grey neither)."""
+    protocols = list(dict.fromkeys(model_table["protocol"]))
+    valid_column = next(c for c in model_table.columns if c.startswith("valid_"))
+    fig, axes = plt.subplots(1, len(protocols), figsize=(6 * len(protocols), 4.5), squeeze=False)
+    for ax, protocol in zip(axes[0], protocols, strict=True):
+        rows = model_table[(model_table["protocol"] == protocol) & (model_table["metric"] == metric)]
+        rows = rows.sort_values("mean", ascending=False).reset_index(drop=True)
+        chosen = rows.loc[rows[valid_column].idxmax(), "model"] if rows[valid_column].notna().any() else None
+        for i, row in rows.iterrows():
+            colour = "black" if row["model"] == chosen else verdict_colour(row.get("verdict"))
+            ax.errorbar(row["mean"], i, xerr=[[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]], fmt="o",
+                        color=colour, capsize=3)
+        ax.set_yticks(range(len(rows)), [f"{m} (best on validation)" if m == chosen else m for m in rows["model"]],
+                      fontsize=8)
+        ax.invert_yaxis()
+        ax.set(xlabel=f"test {metric}, {protocol} ranking (95 % interval over users)",
+               title=f"every model, {protocol} ranking")
     fig.tight_layout()
     return fig
 

@@ -41,3 +41,19 @@ def test_the_report_says_when_convncf_kept_its_start(convncf_epoch):
     statistics = {"users": 2, "items": 3, "interactions": {"train": 4}, "density": 0.5}
     report = write_report(table, mf, convncf, statistics, pd.DataFrame(), "**Recommendation:** …")
     assert ("no training epoch improved on it on validation" in report) == (convncf_epoch == 0)
+
+
+def test_users_with_no_training_interaction_are_scored_by_popularity_for_every_model():
+    import scipy.sparse as sp
+
+    from convncf_kedro.evaluation import popularity_floor
+    from convncf_kedro.params import EvaluationParams, parse_params
+
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]], dtype=np.float32))  # user 2: none
+    untrained = lambda users, items: np.full(len(users), np.nan, dtype=np.float32)  # noqa: E731 (what it must never use)
+    p = parse_params(EvaluationParams, {**PARAMS, "ks": [2]}, "evaluation")
+    pairs, full, cold = popularity_floor(untrained, lambda users, seen, relevant: np.zeros((len(users), 2)), train, p)
+    assert cold.tolist() == [2]
+    assert pairs(np.array([2, 2]), np.array([1, 3])).tolist() == [2.0, 0.0]  # item 1 is the most popular
+    top = full(np.array([0, 2]), train, sp.csr_matrix((3, 4)))
+    assert top[0].tolist() == [0, 0] and top[1].tolist() == [1, 0]  # user 0 by the model, user 2 by popularity

@@ -14,8 +14,8 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 from kedro_project import slice_project
+from scipy import stats
 
 from convncf_kedro.pipelines.study.nodes import compare_variants, plot_study
 from convncf_kedro.ranking.metrics import mean_interval

@@ -52,7 +52,7 @@ def test_train_writes_both_models_and_their_histories(trained):
 def test_evaluation_report_compares_both_models_by_both_protocols(trained):
     catalog = trained.catalog()
     report_dir = trained.root / "data/08_reporting"
-    for name in ("training_curves.png", "metrics_at_k.png"):
+    for name in ("training_curves.png", "metrics_at_k.png", "model_comparison.png"):
         pixels = matplotlib.image.imread(report_dir / name)
         assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20, f"{name} is blank"
     assert catalog.load("dataset_statistics")["users"] == 943
@@ -118,7 +118,7 @@ def test_score_on_a_local_dask_cluster_writes_the_same_recommendations_in_parque
     in_process = pd.read_parquet(folder).sort_values(["user_id", "rank"], ignore_index=True)
     trained.run("score", params={"score": {"cluster": "local:2", "partition_users": 200}})
     parts = sorted(p.name for p in folder.iterdir())
-    assert parts == [f"part-0000{i}.parquet" for i in range(5)]  # 943 users in fives of 200; the 4 old parts gone
+    assert parts == ["_SUCCESS", *[f"part-0000{i}.parquet" for i in range(5)]]  # 943 users in 5 parts; old 4 gone
     on_cluster = pd.read_parquet(folder).sort_values(["user_id", "rank"], ignore_index=True)
     assert on_cluster.groupby("user_id").size().eq(10).all() and on_cluster["user_id"].nunique() == 943
     pd.testing.assert_frame_equal(on_cluster[["user_id", "rank", "item_id"]], in_process[["user_id", "rank", "item_id"]])
@@ -198,6 +198,14 @@ def test_export_checks_two_stage_ranking_and_score_uses_it_on_request(trained):
     assert not np.asarray(known[users.loc[recs["user_id"]].to_numpy(), items.loc[recs["item_id"]].to_numpy()]).any()
     assert "shortlist of 100" in trained.load("scoring_report")["candidates"]
 
-    trained.run("evaluation", params={**TINY, "evaluation": {"candidates": {"retrieve": 100}}})
+    with pytest.raises(Exception, match=r"a shortlist of 60 was not checked to rank validation like every item"):
+        trained.run("evaluation", params={**TINY, "evaluation": {"candidates": {"retrieve": 60}}})
+    accepted = [row["shortlist"] for row in check["shortlists"]
+                if row["recall@10_of_exhaustive"] >= check["min_recall"] and row["ci_low"] <= 0 <= row["ci_high"]]
+    assert accepted, "the tiny model's shortlists should rank validation like every item at some size"
+    trained.run("evaluation", params={**TINY, "evaluation": {"candidates": {"retrieve": accepted[0]}}})
     metrics = trained.load("test_metrics_convncf")
-    assert metrics["full_ranking_candidates"] == "two stages, shortlist 100 (approximate)" and metrics["full"]["users"] == 943
+    assert metrics["full_ranking_candidates"].startswith(f"two stages, shortlist {accepted[0]} (approximate")
+    assert metrics["full"]["users"] == 943
+    full_rows = trained.load("model_table").query("protocol == 'full'")
+    assert set(full_rows.loc[full_rows["model"] == "ConvNCF", "candidates"]) == {metrics["full_ranking_candidates"]}

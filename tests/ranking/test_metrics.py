@@ -98,3 +98,14 @@ def test_paired_bootstrap_recovers_a_known_difference_and_calls_it_only_when_the
     noise = paired_difference(baseline + rng.normal(0, 0.05, 4000), baseline, 0.95, 2000, 1)
     assert noise["ci_low"] < 0 < noise["ci_high"] and noise["verdict"] == "no significant difference"
     assert paired_difference(baseline, baseline, 0.95, 2000, 1)["verdict"] == "no significant difference"
+
+
+def test_ties_broken_at_random_give_the_expected_metric_over_the_tied_places():
+    from convncf_kedro.ranking.metrics import sampled_metrics_per_user, sampled_metrics_random_ties
+
+    ranks, ties = np.array([3, 0, 9]), np.array([3, 0, 0])  # the first row: 3 negatives tie, places 0..3 equally likely
+    expected = sampled_metrics_random_ties(ranks, ties, 99, [1, 10])
+    assert expected["hr@1"].tolist() == [0.25, 1.0, 0.0]
+    places = sampled_metrics_per_user(np.arange(4), 99, [10])["ndcg@10"]
+    assert expected["ndcg@10"][0] == pytest.approx(places.mean())
+    assert expected["ndcg@10"][2] == sampled_metrics_per_user(np.array([9]), 99, [10])["ndcg@10"][0]

@@ -10,7 +10,6 @@ from kedro.io import AbstractDataset, DatasetError
 
 from ._atomic import atomic_path
 
-
 _REDO = "re-run the stage that trains it (kedro run --pipeline pretrain for mf_*, convncf for convncf_*)"
 
 

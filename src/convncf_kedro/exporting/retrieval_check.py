@@ -21,6 +21,17 @@ from convncf_kedro.serving.session import create_session
 logger = logging.getLogger(__name__)
 
 
+def ranks_like_every_item(row: dict, min_recall: float) -> bool:
+    """Export's acceptance of one shortlist size: it holds ≥ ``min_recall`` of the exhaustive top-10 and its NDCG@10
+    difference from every item has an interval that includes 0."""
+    return row["recall@10_of_exhaustive"] >= min_recall and row["ci_low"] <= 0 <= row["ci_high"]
+
+
+def accepted_shortlists(check: dict) -> list[int]:
+    """The shortlist sizes the check found to rank validation like every item does."""
+    return [row["shortlist"] for row in check.get("shortlists", []) if ranks_like_every_item(row, check["min_recall"])]
+
+
 def check_shortlists(
     graph: bytes, retrieval: bytes, train_matrix: sp.csr_matrix, valid: pd.DataFrame, check: RetrievalCheck,
     e: EvaluationParams,
@@ -55,7 +66,7 @@ def check_shortlists(
         recall = float(np.mean([hit / total for hit, total in found if total]))
         compared = paired_difference(ndcg(top10(size)), ndcg(exhaustive), e.confidence, e.bootstrap_resamples, e.seed)
         rows.append({"shortlist": size, "recall@10_of_exhaustive": round(recall, 4), **compared})
-        if chosen is None and recall >= check.min_recall and compared["ci_low"] <= 0 <= compared["ci_high"]:
+        if chosen is None and ranks_like_every_item(rows[-1], check.min_recall):
             chosen = size
     logger.info("two-stage check on %d validation users: %s", len(users), "; ".join(
         f"N={r['shortlist']}: recall {r['recall@10_of_exhaustive']:.3f}, NDCG@10 {r['difference']:+.4f}" for r in rows))

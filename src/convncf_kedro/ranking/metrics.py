@@ -65,6 +65,20 @@ def sampled_metrics_per_user(ranks: np.ndarray, n_negatives: int | np.ndarray, k
     return out
 
 
+def sampled_metrics_random_ties(ranks: np.ndarray, ties: np.ndarray, n_negatives: int | np.ndarray,
+                                ks: list[int]) -> dict[str, np.ndarray]:
+    """Each row's expected metrics@K when ties are broken at random instead of against the held-out item: its rank is
+    equally likely to be any of ``ranks − ties … ranks`` (exact expectation, no draw)."""
+    ranks, ties = np.asarray(ranks), np.asarray(ties)
+    best = ranks - ties
+    expected: dict[str, np.ndarray] = {}
+    for offset in range(int(ties.max(initial=0)) + 1):
+        weight = np.where(offset <= ties, 1.0 / (ties + 1.0), 0.0)
+        for name, values in sampled_metrics_per_user(np.minimum(best + offset, ranks), n_negatives, ks).items():
+            expected[name] = expected.get(name, 0.0) + weight * values
+    return expected
+
+
 def sampled_metrics(ranks: np.ndarray, n_negatives: int | np.ndarray, ks: list[int]) -> dict[str, float]:
     """Metrics@K averaged over held-out rows (see :func:`sampled_metrics_per_user`)."""
     return mean_metrics(sampled_metrics_per_user(ranks, n_negatives, ks))

@@ -14,7 +14,12 @@ from .metrics import check_finite, rank_among_negatives, sampled_metrics
 class SampledRanks(NamedTuple):
     ranks: np.ndarray  # (R,) 0-based rank of each held-out item among its negatives, ties counted against it
     n_negatives: np.ndarray  # (R,) real negatives per row
-    tied: np.ndarray  # (R,) bool: the held-out item's score equals some negative's (the tie rule decided its rank)
+    ties: np.ndarray  # (R,) negatives scored exactly as the held-out item (counted against it in ``ranks``)
+
+    @property
+    def tied(self) -> np.ndarray:
+        """(R,) bool: the tie rule decided the row's rank."""
+        return self.ties > 0
 
 
 def candidate_matrix(held_out: pd.DataFrame, negatives: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -60,4 +65,4 @@ def rank_sampled(
     scores = np.full(items.shape, -np.inf, dtype=np.float32)
     scores[real] = scored
     return SampledRanks(rank_among_negatives(scores[:, 0], scores[:, 1:]), real[:, 1:].sum(axis=1),
-                        (scores[:, 1:] == scores[:, :1]).any(axis=1))
+                        (scores[:, 1:] == scores[:, :1]).sum(axis=1))

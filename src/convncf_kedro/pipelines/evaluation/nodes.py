@@ -16,11 +16,16 @@ from convncf_kedro.evaluation import (
     metrics_table,
 )
 from convncf_kedro.params import BaselinesParams, EvaluationParams, parse_params
-from convncf_kedro.reporting import plot_metrics_at_k, plot_training_curves, write_report
+from convncf_kedro.reporting import (
+    plot_metrics_at_k,
+    plot_models,
+    plot_training_curves,
+    write_report,
+)
 from convncf_kedro.tracking import MetricHistory, value_metrics
 
 __all__ = ["compare_models", "evaluate_baselines", "evaluate_exported", "evaluate_model", "metrics_table",
-           "plot_metrics_at_k", "plot_training_curves", "tracked_metrics", "write_report"]
+           "plot_metrics_at_k", "plot_models", "plot_training_curves", "tracked_metrics", "write_report"]
 
 
 def evaluate_baselines(

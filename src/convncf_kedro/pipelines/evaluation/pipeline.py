@@ -9,6 +9,7 @@ from .nodes import (
     evaluate_model,
     metrics_table,
     plot_metrics_at_k,
+    plot_models,
     plot_training_curves,
     tracked_metrics,
     write_report,
@@ -56,6 +57,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             name="plot_training_curves",
         ),
         Node(plot_metrics_at_k, "metrics_table", "metrics_at_k_plot", name="plot_metrics_at_k"),
+        Node(plot_models, "model_table", "model_comparison_plot", name="plot_every_model"),
         Node(
             tracked_metrics,
             ["test_metrics_mf", "test_metrics_convncf"],

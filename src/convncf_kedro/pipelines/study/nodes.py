@@ -15,7 +15,13 @@ from convncf_kedro.comparison import MF_LONGER, Member, compare_variants
 from convncf_kedro.evaluation import evaluate_baselines, evaluate_model
 from convncf_kedro.interactions.lineage import check_same_run
 from convncf_kedro.models import load_model
-from convncf_kedro.params import BaselinesParams, ConvNCFParams, PretrainParams, StudyParams, parse_params
+from convncf_kedro.params import (
+    BaselinesParams,
+    ConvNCFParams,
+    PretrainParams,
+    StudyParams,
+    parse_params,
+)
 from convncf_kedro.reporting import plot_study, write_study_report
 from convncf_kedro.tracking import MetricHistory, history_metrics, metric_key, value_metrics
 from convncf_kedro.training.stage import (
