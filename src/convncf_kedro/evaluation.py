@@ -153,8 +153,7 @@ def evaluate_baselines(
             "baselines), or take them out of baselines.models")
     saved_models = {name: _load_baseline(name, baseline_models[name]) for name in configured}
     metrics, per_user = {}, {}
-    for name, saved in saved_models.items():
-        described = saved_description(saved)
+    for name, (saved, described) in saved_models.items():
         check_data_fingerprint(f"baseline {name}", described.get("data_fingerprint"), data, "evaluation")
         model = load_baseline(saved)
         info = ModelInfo(model_class=name, config=model.params, selection_metric=described["selection_metric"],
@@ -174,15 +173,14 @@ def evaluate_baselines(
     return metrics, per_user
 
 
-def _load_baseline(name: str, load: Callable[[], dict]) -> dict:
-    """A saved baseline, or one line naming it and the stage that writes it."""
+def _load_baseline(name: str, load: Callable[[], dict]) -> tuple[dict, dict]:
+    """A saved baseline and its description, or one line naming it and the stage that writes it."""
     try:
         saved = load()
-        saved_description(saved)
+        return saved, saved_description(saved)
     except (DatasetError, ValueError) as exc:
         raise StaleInputError(f"evaluation: the saved baseline '{name}' cannot be used ({exc}); re-run the baselines "
                               "stage (kedro run --pipeline baselines)") from None
-    return saved
 
 
 def _same_run(manifest: dict, train_matrix: sp.csr_matrix, valid: pd.DataFrame, valid_negatives: pd.DataFrame,
