@@ -27,7 +27,7 @@ import yaml
 
 from benchmarks._gemm import commit, gemm_flops, machine
 from benchmarks.two_stage import rank_both_ways
-from convncf_kedro.evaluation import sample_test_users
+from convncf_kedro.evaluation.protocols import sample_test_users
 from convncf_kedro.pipeline_registry import TRAIN_STAGES
 from tests.kedro_project import KedroProject
 

@@ -24,9 +24,9 @@ import torch
 import yaml
 
 from benchmarks._gemm import commit, gemm_limits, machine, native_bf16
+from convncf_kedro.config.params import PhaseParams
 from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.models import ConvNCF, ConvNCFConfig
-from convncf_kedro.params import PhaseParams
 from convncf_kedro.training import runtime
 from convncf_kedro.training.loop import optimisers_for, train_step
 from convncf_kedro.training.sampler import sample_triples

@@ -20,9 +20,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from convncf_kedro.config.params import PhaseParams
 from convncf_kedro.exporting.onnx_export import export_onnx
 from convncf_kedro.models import ConvNCF, ConvNCFConfig
-from convncf_kedro.params import PhaseParams
 from convncf_kedro.serving.engine import RankSettings, rank_users
 from convncf_kedro.serving.session import CUDA, create_session, onnx_block_scorer
 from convncf_kedro.training.loop import optimisers_for, train_step

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from convncf_kedro.comparison import model_table, recommendation
+from convncf_kedro.evaluation.comparison import model_table, recommendation
 
 USERS = np.arange(400)
 
@@ -68,7 +68,7 @@ def test_the_recommendation_says_whether_its_order_depends_on_the_tie_rule():
 
 
 def test_the_plot_shows_every_model_with_the_best_on_validation_marked():
-    from convncf_kedro.reporting import plot_models
+    from convncf_kedro.evaluation.reporting import plot_models
 
     metrics, per_user = models(ease_lead=0.03)
     table = model_table(metrics, per_user, ["itemknn", "ease"], "ndcg@10", [10], 0.95, 500, 0)

@@ -3,9 +3,9 @@
 import pytest
 from kedro.config import OmegaConfigLoader
 
-from convncf_kedro import study_members
+from convncf_kedro.config import study_members
+from convncf_kedro.config.params import validate_parameters
 from convncf_kedro.errors import ParameterError
-from convncf_kedro.params import validate_parameters
 from convncf_kedro.settings import CONFIG_LOADER_ARGS
 
 

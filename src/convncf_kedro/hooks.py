@@ -12,9 +12,10 @@ from typing import Any
 from filelock import FileLock, Timeout
 from kedro.framework.hooks import hook_impl
 
-from convncf_kedro import study_members
+from convncf_kedro.baselines import registry
+from convncf_kedro.config import study_members
+from convncf_kedro.config.params import IngestionParams, parse_params, validate_parameters
 from convncf_kedro.interactions.lineage import check_raw_unchanged
-from convncf_kedro.params import IngestionParams, parse_params, validate_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,9 @@ class ValidateParametersHook:
                 members = study_members.check_registered(self._context.config_loader, run_params.get("env"),
                                                          Path(run_params["project_path"]))
             parameters = catalog.load("parameters")
-            validate_parameters(parameters, members.recipes if members else None)
+            parsed = validate_parameters(parameters, members.recipes if members else None)
+            if "baselines" in parsed:
+                registry.check_settings(parsed["baselines"])
             _check_raw_data_unchanged(pipeline, catalog, run_params, parameters)
         except Exception:
             if mlflow.active_run() is not None:

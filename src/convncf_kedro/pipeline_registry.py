@@ -5,14 +5,14 @@ Stages are listed here rather than found by ``find_pipelines``: Kedro 1.7 only i
 pipeline named on the command line, which would leave the composite `train` empty.
 
 The study's members (which seeds, which recipes) decide its nodes, so they are not parameters: they are read from
-``conf/<env>/study.yml`` here, the same way by every command (see :mod:`convncf_kedro.study_members`).
+``conf/<env>/study.yml`` here, the same way by every command (see :mod:`convncf_kedro.config.study_members`).
 """
 
 from __future__ import annotations
 
 from kedro.pipeline import Pipeline
 
-from convncf_kedro import study_members
+from convncf_kedro.config import study_members
 from convncf_kedro.pipelines import (
     baselines,
     convncf,

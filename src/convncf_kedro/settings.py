@@ -6,7 +6,7 @@ kedro-mlflow registers its own hook (an installed plugin); its settings are in c
 
 from omegaconf.resolvers import oc
 
-from convncf_kedro import study_members
+from convncf_kedro.config import study_members
 from convncf_kedro.hooks import (
     ProjectLockHook,
     ReportOutputsHook,

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from convncf_kedro.baselines import models as baselines
 from convncf_kedro.interactions.prepare import positives_matrix
-from convncf_kedro.models import baselines
 
 
 @pytest.fixture(scope="module")

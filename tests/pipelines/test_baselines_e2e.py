@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 from kedro_project import slice_project
 
+from convncf_kedro.baselines.models import saved_description
 from convncf_kedro.errors import ParameterError
-from convncf_kedro.models.baselines import saved_description
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +36,7 @@ def test_tuning_never_reads_the_test_split(tmp_path):
 
 def test_an_unknown_baseline_or_a_model_too_large_stops_the_run_at_start(tmp_path):
     project = slice_project(tmp_path)
-    with pytest.raises(ParameterError, match=r"'baselines': .*'itemknnn' is not a baseline \(did you mean 'itemknn'\?\)"):
+    with pytest.raises(ParameterError, match=r"'baselines.models': 'itemknnn' is not a baseline \(did you mean 'itemknn'\?\)"):
         project.run("ingestion", params={"baselines": {"models": ["itemknnn"]}})
     project.run("ingestion")
     project.run("matrix")

@@ -46,8 +46,8 @@ def test_the_report_says_when_convncf_kept_its_start(convncf_epoch):
 def test_users_with_no_training_interaction_are_scored_by_popularity_for_every_model():
     import scipy.sparse as sp
 
-    from convncf_kedro.evaluation import popularity_floor
-    from convncf_kedro.params import EvaluationParams, parse_params
+    from convncf_kedro.config.params import EvaluationParams, parse_params
+    from convncf_kedro.evaluation.protocols import popularity_floor
 
     train = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 0]], dtype=np.float32))  # user 2: none
     untrained = lambda users, items: np.full(len(users), np.nan, dtype=np.float32)  # noqa: E731 (what it must never use)

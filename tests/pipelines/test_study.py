@@ -17,17 +17,19 @@ import pytest
 from kedro_project import slice_project
 from scipy import stats
 
-from convncf_kedro.pipelines.study.nodes import compare_variants, plot_study
+from convncf_kedro.config.params import BaselinesParams, EvaluationParams, StudyParams
+from convncf_kedro.evaluation.comparison import compare_variants
+from convncf_kedro.evaluation.reporting import plot_study
 from convncf_kedro.ranking.metrics import mean_interval
 from convncf_kedro.training import loop
 
 MEMBERS = {"seeds": [7, 8], "recipes": ["authors", "residual", "mf_identity"]}  # conf/local/study.yml
 STUDY = {"extra_epochs": 1}
-NO_BASELINES = ({"models": [], "trials": 1, "memory_budget_gib": 1, "search": {}}, {}, {})
-EVALUATION = {"ks": [10], "protocols": ["sampled"], "chunk_users": 1, "chunk_items": 1, "batch_pairs": 1,
-              "bootstrap_resamples": 2000, "confidence": 0.95, "seed": 0}
-STUDY_PARAMS = {"extra_epochs": 1, "protocols": ["sampled"],
-                "metrics": ["ndcg@10"], "mf_longer": {"batch_size": 8, "phases": [{"lr_embedding": 0.001}]}}
+NO_BASELINES = (BaselinesParams(models=[], trials=1, memory_budget_gib=1, search={}), {}, {})
+EVALUATION = EvaluationParams(ks=[10], protocols=["sampled"], chunk_users=1, chunk_items=1, batch_pairs=1,
+                              bootstrap_resamples=2000, confidence=0.95, seed=0)
+STUDY_PARAMS = StudyParams.model_validate({"extra_epochs": 1, "protocols": ["sampled"], "metrics": ["ndcg@10"],
+                                           "mf_longer": {"batch_size": 8, "phases": [{"lr_embedding": 0.001}]}})
 
 
 def member_results(users: np.ndarray, ndcg: np.ndarray, candidates: str = "same") -> tuple[dict, pd.DataFrame]:
@@ -100,9 +102,10 @@ def test_baselines_get_their_own_rows_and_every_variant_its_difference_from_the_
                                          "sampled": {"candidates": "same"}}) for name in baseline_frames}
     per_user = {name: (lambda v=v: pd.DataFrame({"protocol": "sampled", "user": users, "ndcg@10": v}))
                 for name, v in baseline_frames.items()}
-    baselines = {"models": ["itemknn", "ease"], "trials": 1, "memory_budget_gib": 1,
-                 "search": {"itemknn": {"top_k": {"value": 5}, "shrink": {"value": 0}, "weighting": {"value": "none"}},
-                            "ease": {"l2": {"value": 10.0}}}}
+    baselines = BaselinesParams.model_validate({
+        "models": ["itemknn", "ease"], "trials": 1, "memory_budget_gib": 1,
+        "search": {"itemknn": {"top_k": {"value": 5}, "shrink": {"value": 0}, "weighting": {"value": "none"}},
+                   "ease": {"l2": {"value": 10.0}}}})
     table, _, sentence = compare_variants(results, STUDY_PARAMS, EVALUATION, baselines, metrics, per_user)
     rows = table.set_index("variant")
     assert list(rows.index) == ["mf", "mf_longer", "authors", "itemknn", "ease"]

@@ -7,10 +7,10 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from convncf_kedro.config.params import EvaluationParams
 from convncf_kedro.errors import ParameterError
 from convncf_kedro.exporting.onnx_export import export_onnx, export_retrieval
 from convncf_kedro.models import MF, ConvNCF, ConvNCFConfig, MFConfig
-from convncf_kedro.params import EvaluationParams
 from convncf_kedro.ranking.full import shortlist_unseen
 from convncf_kedro.serving.engine import RankSettings, rank_users
 from convncf_kedro.serving.session import ModelMismatchError, check_same_weights, create_session
@@ -87,7 +87,7 @@ EVALUATION = {"ks": [10], "protocols": ["full"], "chunk_users": 8, "chunk_items"
 
 @pytest.mark.parametrize(("retrieve", "message"), [(0, "at least 1"), (2.5, "valid integer"), ("many", "valid integer")])
 def test_a_shortlist_size_that_cannot_work_is_named(retrieve, message):
-    from convncf_kedro.params import parse_params
+    from convncf_kedro.config.params import parse_params
 
     with pytest.raises(ParameterError, match=rf"parameter 'evaluation.candidates.retrieve': .*{message}"):
         parse_params(EvaluationParams, {**EVALUATION, "candidates": {"retrieve": retrieve}}, "evaluation")

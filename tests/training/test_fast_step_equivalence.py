@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
+from convncf_kedro.config.params import PhaseParams, TrainingParams
 from convncf_kedro.interactions.prepare import positives_matrix, sample_negatives
 from convncf_kedro.models import MF, ConvNCF, ConvNCFConfig, MFConfig
-from convncf_kedro.params import PhaseParams, TrainingParams
 from convncf_kedro.ranking.sampled import candidate_matrix
 from convncf_kedro.training.loop import fit
 

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from convncf_kedro.config.params import PhaseParams, TrainingParams
 from convncf_kedro.interactions.lineage import content_hash
 from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.models import MF, MFConfig
-from convncf_kedro.params import PhaseParams, TrainingParams
 from convncf_kedro.training.stage import fingerprint, train_stage
 
 TRAINING = TrainingParams(epochs=2, patience=5, select_start=True, threads=1)

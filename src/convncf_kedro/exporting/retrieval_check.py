@@ -12,13 +12,28 @@ import pandas as pd
 import scipy.sparse as sp
 
 from convncf_kedro.interactions.prepare import positives_matrix
-from convncf_kedro.params import EvaluationParams, RetrievalCheck
 from convncf_kedro.ranking.full import hits_against, shortlist_unseen
 from convncf_kedro.ranking.metrics import full_ranking_metrics_per_user, paired_difference
-from convncf_kedro.serving.engine import rank_users
+from convncf_kedro.serving.engine import RankSettings, rank_users
 from convncf_kedro.serving.session import create_session
 
 logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShortlistCheck:
+    """Which shortlist sizes are tried on how many validation users, what counts as ranking alike, and how the engine
+    ranks (export.retrieval_check, and evaluation's engine and interval settings)."""
+
+    users: int  # a seeded sample of validation users (all of them when fewer)
+    shortlists: list[int]  # sizes tried
+    min_recall: float  # share of the exhaustive top-10 the shortlist must hold
+    seed: int  # of the user sample
+    engine: RankSettings
+    partition_users: int
+    confidence: float
+    resamples: int
+    interval_seed: int
 
 
 def ranks_like_every_item(row: dict, min_recall: float) -> bool:
@@ -33,8 +48,7 @@ def accepted_shortlists(check: dict) -> list[int]:
 
 
 def check_shortlists(
-    graph: bytes, retrieval: bytes, train_matrix: sp.csr_matrix, valid: pd.DataFrame, check: RetrievalCheck,
-    e: EvaluationParams,
+    graph: bytes, retrieval: bytes, train_matrix: sp.csr_matrix, valid: pd.DataFrame, check: ShortlistCheck,
 ) -> dict:
     """For a seeded sample of validation users and each shortlist size: the share of the exhaustive top-10 the
     shortlist holds, and the paired difference of validation NDCG@10 (two stages − every item) with its interval;
@@ -45,12 +59,11 @@ def check_shortlists(
     if len(users) > check.users:
         users = np.sort(np.random.default_rng(check.seed).choice(users, size=check.users, replace=False))
     relevant = positives_matrix([valid], *train_matrix.shape)
-    settings = e.rank_settings(10, "cpu")
     retriever = create_session(retrieval, "cpu", role="retrieval")
 
     def top10(shortlist: int | None) -> np.ndarray:
-        ranked = rank_users(graph, train_matrix, users, dataclasses.replace(settings, shortlist=shortlist),
-                            e.partition_users, ties_last=relevant, label="retrieval check", retrieval=retrieval)
+        ranked = rank_users(graph, train_matrix, users, dataclasses.replace(check.engine, shortlist=shortlist),
+                            check.partition_users, ties_last=relevant, label="retrieval check", retrieval=retrieval)
         return np.concatenate([part.top_items for part in sorted(ranked, key=lambda part: part.index)])
 
     def ndcg(top: np.ndarray) -> np.ndarray:
@@ -64,7 +77,8 @@ def check_shortlists(
         found = [(len(set(top[top >= 0]) & set(short[short >= 0])), int((top >= 0).sum()))
                  for top, short in zip(exhaustive, held, strict=True)]
         recall = float(np.mean([hit / total for hit, total in found if total]))
-        compared = paired_difference(ndcg(top10(size)), ndcg(exhaustive), e.confidence, e.bootstrap_resamples, e.seed)
+        compared = paired_difference(ndcg(top10(size)), ndcg(exhaustive), check.confidence, check.resamples,
+                                     check.interval_seed)
         rows.append({"shortlist": size, "recall@10_of_exhaustive": round(recall, 4), **compared})
         if chosen is None and ranks_like_every_item(rows[-1], check.min_recall):
             chosen = size

@@ -12,16 +12,24 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from convncf_kedro.errors import StaleInputError
+from convncf_kedro.errors import StaleInputError, StaleModelError
 
 from .prepare import positives_matrix
 
 logger = logging.getLogger(__name__)
+
+
+class TrainedOn(Protocol):
+    """What a saved model tells about its data (models.ModelInfo has it; lineage needs no model code)."""
+
+    model_class: str
+    data_fingerprint: str | None
 
 MANIFEST = "data/05_model_input/ingestion_manifest.json"  # the catalog's ingestion_manifest (for messages)
 DERIVED_BY_MATRIX = ("train_matrix", "known_interactions")
@@ -123,3 +131,19 @@ def check_same_run(manifest: dict, stage: str, **inputs: pd.DataFrame | sp.spmat
                 f"failed or was interrupted after writing part of its outputs, or a file was changed): re-run {redo}"
             )
     return manifest["fingerprint"]
+
+
+def check_trained_on(info: TrainedOn, data_fingerprint: str, stage: str) -> None:
+    """Stop when a saved model (its :class:`~convncf_kedro.models.ModelInfo`) was trained on other data than the
+    ingestion run this run reads."""
+    check_data_fingerprint(info.model_class, info.data_fingerprint, data_fingerprint, stage)
+
+
+def check_data_fingerprint(model_class: str, trained_on: str | None, data_fingerprint: str, stage: str) -> None:
+    """The one rule for any saved model (torch models and baselines alike): its data must be this run's."""
+    if trained_on != data_fingerprint:
+        raise StaleModelError(
+            f"{stage}: the saved {model_class} model was trained on other data (data fingerprint "
+            f"{trained_on}, this run's data is {data_fingerprint}): the ingestion parameters or the raw data changed since. "
+            f"Re-run the training stages (kedro run --pipeline train) before {stage}."
+        )

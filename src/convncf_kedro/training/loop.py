@@ -20,9 +20,9 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from convncf_kedro.config.params import PhaseParams, TrainingParams
 from convncf_kedro.models import BPRRecommender, Phase
 from convncf_kedro.models.scoring import autocast, pair_scorer
-from convncf_kedro.params import PhaseParams, TrainingParams
 from convncf_kedro.ranking.sampled import evaluate_sampled
 
 from .sampler import sample_triples

@@ -12,8 +12,13 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from convncf_kedro.errors import StaleModelError
-from convncf_kedro.interactions.lineage import check_same_run
+from convncf_kedro.config.params import (
+    ConvNCFParams,
+    PhaseParams,
+    PretrainParams,
+    TrainingParams,
+)
+from convncf_kedro.interactions.lineage import check_same_run, check_trained_on
 from convncf_kedro.models import (
     MF,
     BPRRecommender,
@@ -22,12 +27,6 @@ from convncf_kedro.models import (
     MFConfig,
     load_model,
     saved_info,
-)
-from convncf_kedro.params import (
-    ConvNCFParams,
-    PhaseParams,
-    PretrainParams,
-    TrainingParams,
 )
 from convncf_kedro.ranking.sampled import candidate_matrix
 
@@ -101,22 +100,6 @@ def train_stage(
         yield {**checkpoint, "fingerprint": stamp}, best_model, pd.DataFrame(checkpoint["history"])
 
 
-def check_trained_on(saved_model: dict, data_fingerprint: str, stage: str) -> None:
-    """Stop when a saved model was trained on other data than the ingestion run this run reads."""
-    info = saved_info(saved_model)
-    check_data_fingerprint(info.model_class, info.data_fingerprint, data_fingerprint, stage)
-
-
-def check_data_fingerprint(model_class: str, trained_on: str | None, data_fingerprint: str, stage: str) -> None:
-    """The one rule for any saved model (torch models and baselines alike): its data must be this run's."""
-    if trained_on != data_fingerprint:
-        raise StaleModelError(
-            f"{stage}: the saved {model_class} model was trained on other data (data fingerprint "
-            f"{trained_on}, this run's data is {data_fingerprint}): the ingestion parameters or the raw data changed since. "
-            f"Re-run the training stages (kedro run --pipeline train) before {stage}."
-        )
-
-
 def seed_everything(seed: int) -> None:
     """Model initialisation draws from torch's global generator: seed it so runs repeat."""
     torch.manual_seed(seed)
@@ -156,7 +139,7 @@ def train_convncf(
     recipe = p.chosen
     data = check_same_run(ingestion_manifest, "convncf", train_matrix=train_matrix, valid=valid,
                           valid_negatives=valid_negatives)
-    check_trained_on(mf_model, data, "convncf")
+    check_trained_on(saved_info(mf_model), data, "convncf")
     mf = load_model(mf_model)
     seed_everything(p.training.seed)
     n_users, n_items = train_matrix.shape

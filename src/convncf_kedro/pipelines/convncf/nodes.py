@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pandas as pd
 import scipy.sparse as sp
 
-from convncf_kedro.params import ConvNCFParams, parse_params
+from convncf_kedro.config.params import ConvNCFParams, parse_params
 from convncf_kedro.tracking import MetricHistory, history_metrics
 from convncf_kedro.training import stage
 

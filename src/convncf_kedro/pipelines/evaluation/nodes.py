@@ -1,22 +1,18 @@
-"""Evaluation nodes: every model on the test split (library: :mod:`convncf_kedro.evaluation`), compared
-(:mod:`convncf_kedro.comparison`) and reported (:mod:`convncf_kedro.reporting`)."""
+"""Evaluation nodes: every model on the test split (library: :mod:`convncf_kedro.evaluation.protocols`), compared
+(:mod:`~convncf_kedro.evaluation.comparison`) and reported (:mod:`~convncf_kedro.evaluation.reporting`); each node
+parses its parameter groups and hands the library typed settings."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import onnx
 import pandas as pd
 import scipy.sparse as sp
 
-from convncf_kedro import comparison
-from convncf_kedro import evaluation as library
-from convncf_kedro.evaluation import (
-    evaluate_exported,
-    evaluate_model,
-    metrics_table,
-)
-from convncf_kedro.params import BaselinesParams, EvaluationParams, parse_params
-from convncf_kedro.reporting import (
+from convncf_kedro.config.params import BaselinesParams, EvaluationParams, parse_params
+from convncf_kedro.evaluation import comparison, protocols
+from convncf_kedro.evaluation.reporting import (
     plot_metrics_at_k,
     plot_models,
     plot_training_curves,
@@ -28,6 +24,26 @@ __all__ = ["compare_models", "evaluate_baselines", "evaluate_exported", "evaluat
            "plot_metrics_at_k", "plot_models", "plot_training_curves", "tracked_metrics", "write_report"]
 
 
+def evaluate_model(
+    saved_model: dict, train_matrix: sp.csr_matrix, valid: pd.DataFrame, valid_negatives: pd.DataFrame,
+    test: pd.DataFrame, test_negatives: pd.DataFrame, ingestion_manifest: dict, evaluation: dict,
+) -> tuple[dict, pd.DataFrame]:
+    """MF (PyTorch) on the test split by every protocol of ``evaluation.protocols``."""
+    return protocols.evaluate_model(saved_model, train_matrix, valid, valid_negatives, test, test_negatives,
+                                    ingestion_manifest, parse_params(EvaluationParams, evaluation, "evaluation"))
+
+
+def evaluate_exported(
+    graph: onnx.ModelProto, saved_model: dict, train_matrix: sp.csr_matrix, valid: pd.DataFrame,
+    valid_negatives: pd.DataFrame, test: pd.DataFrame, test_negatives: pd.DataFrame, ingestion_manifest: dict,
+    retrieval_graph: onnx.ModelProto, retrieval_check: dict, evaluation: dict,
+) -> tuple[dict, pd.DataFrame]:
+    """ConvNCF through the very graph users score with."""
+    return protocols.evaluate_exported(graph, saved_model, train_matrix, valid, valid_negatives, test, test_negatives,
+                                       ingestion_manifest, retrieval_graph, retrieval_check,
+                                       parse_params(EvaluationParams, evaluation, "evaluation"))
+
+
 def evaluate_baselines(
     baseline_models: dict[str, Callable[[], dict]], train_matrix: sp.csr_matrix, valid: pd.DataFrame,
     valid_negatives: pd.DataFrame, test: pd.DataFrame, test_negatives: pd.DataFrame, ingestion_manifest: dict,
@@ -35,8 +51,16 @@ def evaluate_baselines(
 ) -> tuple[dict[str, dict], dict[str, pd.DataFrame]]:
     """Every baseline of ``baselines.models`` on the test split; one missing or unreadable stops the run."""
     b = parse_params(BaselinesParams, baselines, "baselines")
-    return library.evaluate_baselines(baseline_models, train_matrix, valid, valid_negatives, test, test_negatives,
-                                      ingestion_manifest, evaluation, b.models)
+    return protocols.evaluate_baselines(baseline_models, train_matrix, valid, valid_negatives, test, test_negatives,
+                                        ingestion_manifest, parse_params(EvaluationParams, evaluation, "evaluation"),
+                                        b.models)
+
+
+def metrics_table(mf_metrics: dict, convncf_metrics: dict, mf_per_user: pd.DataFrame, convncf_per_user: pd.DataFrame,
+                  evaluation: dict) -> pd.DataFrame:
+    """ConvNCF − MF per protocol, metric and K, with paired intervals."""
+    return protocols.metrics_table(mf_metrics, convncf_metrics, mf_per_user, convncf_per_user,
+                                   parse_params(EvaluationParams, evaluation, "evaluation"))
 
 
 def compare_models(

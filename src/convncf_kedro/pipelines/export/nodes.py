@@ -13,6 +13,7 @@ import scipy.sparse as sp
 import torch
 
 import convncf_kedro
+from convncf_kedro.config.params import EvaluationParams, ExportParams, parse_params
 from convncf_kedro.exporting.onnx_export import (
     export_onnx,
     export_retrieval,
@@ -20,19 +21,18 @@ from convncf_kedro.exporting.onnx_export import (
     model_digest,
 )
 from convncf_kedro.exporting.quantize import quantize_int8
-from convncf_kedro.exporting.retrieval_check import check_shortlists
-from convncf_kedro.interactions.lineage import check_same_run
+from convncf_kedro.exporting.retrieval_check import ShortlistCheck, check_shortlists
+from convncf_kedro.interactions.lineage import check_same_run, check_trained_on
 from convncf_kedro.models import load_model, saved_info
-from convncf_kedro.params import EvaluationParams, ExportParams, parse_params
 from convncf_kedro.ranking.metrics import ranks_alike
 from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled
+from convncf_kedro.serving.engine import RankSettings
 from convncf_kedro.serving.session import (
     check_same_weights,
     create_session,
     id_maps_hash,
     onnx_pair_scorer,
 )
-from convncf_kedro.training.stage import check_trained_on
 
 logger = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ def _metadata(convncf_model: dict, user_map: pd.DataFrame, item_map: pd.DataFram
               p: ExportParams) -> dict:
     """What a scorer must know about a graph: where it came from, the ids it expects, the weights it holds."""
     data = check_same_run(ingestion_manifest, "export", user_map=user_map, item_map=item_map)
-    check_trained_on(convncf_model, data, "export")
     info = saved_info(convncf_model)
+    check_trained_on(info, data, "export")
     metadata = {
         "model_name": info.model_class,
         "recipe": info.recipe or "",
@@ -98,7 +98,7 @@ def validate_onnx(
     p = parse_params(ExportParams, params, "export")
     data = check_same_run(ingestion_manifest, "export", valid=valid, valid_negatives=valid_negatives, test=test,
                           test_negatives=test_negatives)
-    check_trained_on(convncf_model, data, "export")
+    check_trained_on(saved_info(convncf_model), data, "export")
     pair_users, pair_items = _pairs(test, test_negatives, p.validation_pairs)
     with torch.no_grad():
         expected = load_model(convncf_model)(torch.from_numpy(pair_users), torch.from_numpy(pair_items)).numpy()
@@ -165,5 +165,8 @@ def check_retrieval(
     e = parse_params(EvaluationParams, evaluation, "evaluation")
     check_same_run(ingestion_manifest, "export", train_matrix=train_matrix, valid=valid)
     check_same_weights(convncf_onnx, retrieval_onnx)
+    check = ShortlistCheck(**p.retrieval_check.model_dump(), partition_users=e.partition_users,
+                           confidence=e.confidence, resamples=e.bootstrap_resamples, interval_seed=e.seed,
+                           engine=RankSettings(**e.engine_fields(), k=10, device="cpu"))
     return check_shortlists(convncf_onnx.SerializeToString(), retrieval_onnx.SerializeToString(), train_matrix, valid,
-                            p.retrieval_check, e)
+                            check)

@@ -6,9 +6,10 @@ import onnx
 import pandas as pd
 import scipy.sparse as sp
 
+from convncf_kedro.config.params import ScoreParams, parse_params
 from convncf_kedro.errors import ParameterError
 from convncf_kedro.interactions.lineage import check_same_run
-from convncf_kedro.params import ScoreParams, parse_params
+from convncf_kedro.serving.engine import RankSettings
 from convncf_kedro.serving.recommend import recommend
 
 
@@ -35,7 +36,7 @@ def score_users(
     seen = known_interactions
     graph, precision = choose_graph(convncf_onnx, convncf_int8_onnx, onnx_validation, p.precision)
     shortlist = p.shortlist(retrieval_validation, "score")
-    settings = p.rank_settings(p.k, p.device, shortlist)
+    settings = RankSettings(**p.engine_fields(), k=p.k, device=p.device, shortlist=shortlist)
     partitions, report = recommend(
         graph.SerializeToString(), user_map, item_map, seen, settings,
         users_to_score if p.users == "list" else None, p.unknown_users, p.cluster, p.partition_users,

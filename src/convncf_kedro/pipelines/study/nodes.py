@@ -1,7 +1,7 @@
 """Study nodes: MF, MF trained longer and each ConvNCF recipe on several seeds, paired over the same test users.
 
 Every member is trained by the same library function as `train`'s stage, with its seed (and recipe) put into the
-parameters; the statistics live in :mod:`convncf_kedro.comparison`, the report in :mod:`convncf_kedro.reporting`.
+parameters; the statistics live in :mod:`convncf_kedro.evaluation.comparison`, the report in :mod:`convncf_kedro.evaluation.reporting`.
 """
 
 from __future__ import annotations
@@ -11,44 +11,31 @@ from collections.abc import Iterator
 import pandas as pd
 import scipy.sparse as sp
 
-from convncf_kedro.comparison import MF_LONGER, Member, compare_variants
-from convncf_kedro.evaluation import evaluate_baselines, evaluate_model
-from convncf_kedro.interactions.lineage import check_same_run
-from convncf_kedro.models import load_model
-from convncf_kedro.params import (
+from convncf_kedro.config.params import (
     BaselinesParams,
     ConvNCFParams,
+    EvaluationParams,
     PretrainParams,
     StudyParams,
     parse_params,
 )
-from convncf_kedro.reporting import plot_study, write_study_report
+from convncf_kedro.config.study_members import Member
+from convncf_kedro.evaluation import reporting
+from convncf_kedro.evaluation.comparison import MF_LONGER, compare_variants
+from convncf_kedro.evaluation.protocols import evaluate_baselines, evaluate_model
+from convncf_kedro.evaluation.reporting import plot_study
+from convncf_kedro.interactions.lineage import check_same_run, check_trained_on
+from convncf_kedro.models import load_model, saved_info
 from convncf_kedro.tracking import MetricHistory, history_metrics, metric_key, value_metrics
 from convncf_kedro.training.stage import (
-    check_trained_on,
     seed_everything,
     train_convncf,
     train_mf,
     train_stage,
 )
 
-__all__ = ["compare_members", "evaluate_member", "evaluate_study_baselines", "plot_study", "member_input",
+__all__ = ["compare_members", "evaluate_member", "evaluate_study_baselines", "plot_study",
            "study_tracked_metrics", "train_convncf_member", "train_mf_longer", "train_mf_member", "write_study_report"]
-
-
-def member_input(seed: int, variant: str, kind: str) -> str:
-    """The keyword under which a member's dataset reaches the report nodes: ``<seed>:<variant>:<kind>``."""
-    return f"{seed}:{variant}:{kind}"
-
-
-def _by_member(inputs: dict, kind: str) -> dict[Member, object]:
-    """The report nodes' keyword inputs of one kind, keyed (seed, variant) in the registered order."""
-    out = {}
-    for key, value in inputs.items():
-        seed, variant, key_kind = key.split(":")
-        if key_kind == kind:
-            out[(int(seed), variant)] = value
-    return out
 
 
 def _member_budget(s: StudyParams, seed: int) -> dict:
@@ -76,7 +63,7 @@ def train_mf_longer(
     s = parse_params(StudyParams, study, "study")
     data = check_same_run(ingestion_manifest, "study", train_matrix=train_matrix, valid=valid,
                           valid_negatives=valid_negatives)
-    check_trained_on(mf_model, data, "study")
+    check_trained_on(saved_info(mf_model), data, "study")
     model = load_model(mf_model)
     seed_everything(seed)
     training = p.training.model_copy(update=_member_budget(s, seed))
@@ -101,9 +88,8 @@ def evaluate_member(
     test: pd.DataFrame, test_negatives: pd.DataFrame, ingestion_manifest: dict, evaluation: dict, study: dict,
 ) -> tuple[dict, pd.DataFrame]:
     """`evaluation`'s test metrics by the study's protocols: every member on the same users and candidates."""
-    s = parse_params(StudyParams, study, "study")
     return evaluate_model(saved_model, train_matrix, valid, valid_negatives, test, test_negatives, ingestion_manifest,
-                          {**evaluation, "protocols": s.protocols})
+                          _study_protocols(evaluation, study))
 
 
 def evaluate_study_baselines(
@@ -113,24 +99,40 @@ def evaluate_study_baselines(
 ) -> tuple[dict[str, dict], dict[str, pd.DataFrame]]:
     """The tuned baselines by the study's protocols, on the members' users and candidates (one fit: they are
     deterministic given the training matrix; iALS uses baselines.seed)."""
-    s = parse_params(StudyParams, study, "study")
     b = parse_params(BaselinesParams, baselines, "baselines")
     return evaluate_baselines(baseline_models, train_matrix, valid, valid_negatives, test, test_negatives,
-                              ingestion_manifest, {**evaluation, "protocols": s.protocols}, b.models)
+                              ingestion_manifest, _study_protocols(evaluation, study), b.models)
+
+
+def _study_protocols(evaluation: dict, study: dict) -> EvaluationParams:
+    """`evaluation`'s settings with the study's protocols."""
+    e = parse_params(EvaluationParams, evaluation, "evaluation")
+    return e.model_copy(update={"protocols": parse_params(StudyParams, study, "study").protocols})
 
 
 def compare_members(study: dict, evaluation: dict, baselines: dict, baseline_metrics: dict, baseline_per_user: dict,
-                    **results: dict | pd.DataFrame) -> tuple[pd.DataFrame, list[dict], str]:
-    """The study's table, members and recommendation from every member's test metrics and per-user metrics."""
-    metrics, per_user = _by_member(results, "test_metrics"), _by_member(results, "per_user_metrics")
-    return compare_variants({member: (metrics[member], per_user[member]) for member in metrics}, study, evaluation,
-                            baselines, baseline_metrics, baseline_per_user)
+                    *results: dict | pd.DataFrame, members: list[Member]) -> tuple[pd.DataFrame, list[dict], str]:
+    """The study's table, members and recommendation from every member's test metrics, then every member's per-user
+    metrics (``results``, in the order of ``members``)."""
+    metrics, per_user = results[:len(members)], results[len(members):]
+    return compare_variants(dict(zip(members, zip(metrics, per_user, strict=True), strict=True)),
+                            parse_params(StudyParams, study, "study"),
+                            parse_params(EvaluationParams, evaluation, "evaluation"),
+                            parse_params(BaselinesParams, baselines, "baselines"), baseline_metrics, baseline_per_user)
 
 
-def study_tracked_metrics(table: pd.DataFrame, **histories: pd.DataFrame) -> MetricHistory:
-    """MLflow metrics of the study run: each member's training curves, and the table's means and differences."""
+def write_study_report(table: pd.DataFrame, members: list[dict], recommended: str, dataset_name: str,
+                       dataset_statistics: dict, study: dict) -> tuple[str, dict]:
+    """The study's answer in words and in numbers."""
+    return reporting.write_study_report(table, members, recommended, dataset_name, dataset_statistics,
+                                        parse_params(StudyParams, study, "study"))
+
+
+def study_tracked_metrics(table: pd.DataFrame, *histories: pd.DataFrame, members: list[Member]) -> MetricHistory:
+    """MLflow metrics of the study run: each member's training curves (``histories``, in the order of ``members``),
+    and the table's means and differences."""
     out: MetricHistory = {}
-    for (seed, variant), history in _by_member(histories, "history").items():
+    for (seed, variant), history in zip(members, histories, strict=True):
         out |= history_metrics(f"{variant}/seed_{seed}", history)
     for row in table.to_dict(orient="records"):
         numbers = {key: value for key, value in row.items() if key not in ("protocol", "metric", "variant")}

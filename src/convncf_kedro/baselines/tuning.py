@@ -19,31 +19,20 @@ import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from convncf_kedro.models import baselines
-from convncf_kedro.models.baselines import LinearScorer
+from convncf_kedro.config.params import BaselinesParams
 from convncf_kedro.ranking.sampled import evaluate_sampled
+
+from . import models as baselines
+from .models import LinearScorer
+from .registry import REGISTRY, Fitting
 
 logger = logging.getLogger(__name__)
 
 
-def fit(name: str, x: sp.csr_matrix, params: dict[str, Any], *, seed: int, threads: int,
-        memory_budget_bytes: int) -> LinearScorer:
-    """One baseline fitted on ``x`` with ``params``; users with no training interaction get TopPop's scores."""
-    with threadpool_limits(threads):
-        if name == "toppop":
-            model = baselines.toppop(x)
-        elif name == "itemknn":
-            model = baselines.itemknn(x, **params)
-        elif name == "userknn":
-            model = baselines.userknn(x, **params)
-        elif name == "rp3beta":
-            model = baselines.rp3beta(x, **params)
-        elif name == "ease":
-            model = baselines.ease(x, **params, memory_budget_bytes=memory_budget_bytes)
-        elif name == "ials":
-            model = baselines.ials(x, **params, seed=seed, threads=threads)
-        else:
-            raise ValueError(f"unknown baseline '{name}' (one of {', '.join(baselines.BASELINES)})")
+def fit(name: str, x: sp.csr_matrix, point: dict[str, Any], fitting: Fitting) -> LinearScorer:
+    """One baseline fitted on ``x`` at ``point``; users with no training interaction get TopPop's scores."""
+    with threadpool_limits(fitting.threads):
+        model = REGISTRY[name].fit(x, point, fitting)
     return baselines.with_floor(model, x)
 
 
@@ -101,3 +90,24 @@ def tune(
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=n_trials)
     return best["model"], best["metrics"], pd.DataFrame(rows)
+
+
+def tune_all(train_matrix: sp.csr_matrix, valid_users: np.ndarray, valid_items: np.ndarray, p: BaselinesParams,
+             data_fingerprint: str) -> tuple[dict[str, dict], pd.DataFrame, dict[str, list[dict]]]:
+    """Every baseline of ``p.models`` tuned on validation: each best model's saved form (with what chose it), every
+    trial, and the trials' validation curve for MLflow."""
+    fitting = Fitting(seed=p.seed, threads=p.threads, memory_budget_bytes=int(p.memory_budget_gib * 2**30))
+    models, trials, curves = {}, [], {}
+    for name in p.models:
+        space = {parameter: spec.model_dump() for parameter, spec in p.search.get(name, {}).items()}
+        started = time.perf_counter()
+        model, metrics, table = tune(name, train_matrix, valid_users, valid_items, space, p.trials,
+                                     p.selection_metric, p.seed,
+                                     lambda point, name=name: fit(name, train_matrix, point, fitting))
+        models[name] = model.saved(valid_metrics=metrics, selection_metric=p.selection_metric, trials=len(table),
+                                   tuning_seconds=round(time.perf_counter() - started, 1),
+                                   data_fingerprint=data_fingerprint)
+        trials.append(table)
+        curves[name] = [{"value": float(v), "step": int(t)}
+                        for t, v in zip(table["trial"], table[f"valid_{p.selection_metric}"], strict=True)]
+    return models, pd.concat(trials, ignore_index=True) if trials else pd.DataFrame(), curves

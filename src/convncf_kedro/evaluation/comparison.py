@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from convncf_kedro.params import BaselinesParams, EvaluationParams, StudyParams, parse_params
+from convncf_kedro.config.params import BaselinesParams, EvaluationParams, StudyParams
+from convncf_kedro.config.study_members import Member
 from convncf_kedro.ranking.metrics import (
     mean_interval,
     paired_difference,
@@ -136,7 +137,6 @@ def recommendation_sentence(best: str, second: str, valid: Mapping[str, float], 
 
 
 # --- the study: variants × seeds -----------------------------------------------------------------------------
-Member = tuple[int, str]  # (seed, variant)
 BEST_BASELINE = "best_baseline"  # the column prefix of each row's difference from the best baseline on validation
 
 
@@ -146,7 +146,7 @@ def variants(recipes: Sequence[str]) -> list[str]:
 
 
 def compare_variants(
-    results: Mapping[Member, tuple[dict, pd.DataFrame]], study: dict, evaluation: dict, baselines: dict,
+    results: Mapping[Member, tuple[dict, pd.DataFrame]], s: StudyParams, e: EvaluationParams, b: BaselinesParams,
     baseline_metrics: dict, baseline_per_user: dict,
 ) -> tuple[pd.DataFrame, list[dict], str]:
     """Per protocol and metric, each variant's mean with an interval over users and seeds, and its paired difference
@@ -158,9 +158,6 @@ def compare_variants(
     come as partitions. Returns the table, one row per member (its best epoch, validation and test means) and the
     sentence to act on.
     """
-    s = parse_params(StudyParams, study, "study")
-    e = parse_params(EvaluationParams, evaluation, "evaluation")
-    b = parse_params(BaselinesParams, baselines, "baselines")
     test_metrics = {member: metrics for member, (metrics, _) in results.items()}
     per_user = {member: frame for member, (_, frame) in results.items()}
     names = list(dict.fromkeys(variant for _, variant in results))

@@ -13,17 +13,32 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import Field, field_validator
 
+from convncf_kedro.config.params import _Group, parse_params
 from convncf_kedro.errors import ParameterError
-from convncf_kedro.params import _Group, parse_params
 
 logger = logging.getLogger(__name__)
 
 CONFIG = "study"  # conf/<env>/study.yml
 CONFIG_PATTERNS = ["study*", "study*/**"]  # settings.py registers them with the config loader
+
+
+SEED_NAMESPACE = "study.seed_"  # each seed's members live in the namespace study.seed_<seed>
+
+
+class Member(NamedTuple):
+    """One trained model of the study: a seed and a variant (MF, its control, or a ConvNCF recipe)."""
+
+    seed: int
+    variant: str
+
+    def dataset(self, kind: str) -> str:
+        """The catalog name of one of its outputs (``test_metrics``, ``per_user_metrics``, ``history``)."""
+        return f"{SEED_NAMESPACE}{self.seed}.{self.variant}_{kind}" if kind == "history" else \
+            f"{SEED_NAMESPACE}{self.seed}.{kind}_{self.variant}"
 
 
 class StudyMembers(_Group):

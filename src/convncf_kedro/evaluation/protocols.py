@@ -16,15 +16,19 @@ import scipy.sparse as sp
 import torch
 from kedro.io import DatasetError
 
+from convncf_kedro.baselines.models import load_baseline, saved_description
+from convncf_kedro.config.params import EvaluationParams
 from convncf_kedro.errors import ParameterError, StaleInputError
 from convncf_kedro.exporting.onnx_export import check_exported_from
 from convncf_kedro.exporting.retrieval_check import accepted_shortlists
-from convncf_kedro.interactions.lineage import check_same_run
+from convncf_kedro.interactions.lineage import (
+    check_data_fingerprint,
+    check_same_run,
+    check_trained_on,
+)
 from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.models import BPRRecommender, ModelInfo, load_model, saved_info
-from convncf_kedro.models.baselines import load_baseline, saved_description
 from convncf_kedro.models.scoring import block_scorer, pair_scorer
-from convncf_kedro.params import EvaluationParams, parse_params
 from convncf_kedro.ranking.full import ScorePairs, clamp_shortlist, hits_against, top_k_unseen
 from convncf_kedro.ranking.metrics import (
     by_user,
@@ -36,10 +40,9 @@ from convncf_kedro.ranking.metrics import (
     sampled_metrics_random_ties,
 )
 from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled, rank_sampled
-from convncf_kedro.serving.engine import rank_users, session_for
+from convncf_kedro.serving.engine import RankSettings, rank_users, session_for
 from convncf_kedro.serving.session import check_same_weights, onnx_pair_scorer
 from convncf_kedro.training import runtime
-from convncf_kedro.training.stage import check_data_fingerprint, check_trained_on
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +55,17 @@ def evaluate_model(
     test: pd.DataFrame,
     test_negatives: pd.DataFrame,
     ingestion_manifest: dict,
-    params: dict,
+    p: EvaluationParams,
 ) -> tuple[dict, pd.DataFrame]:
     """Test metrics of one trained model, scored by PyTorch (MF, and every member of the study), by the sampled
     protocol and by full ranking, in one precision: their means, and each user's (for paired comparisons)."""
-    p = parse_params(EvaluationParams, params, "evaluation")
     data = _same_run(ingestion_manifest, train_matrix, valid, valid_negatives, test, test_negatives)
-    check_trained_on(saved_model, data, "evaluation")
+    info = saved_info(saved_model)
+    check_trained_on(info, data, "evaluation")
     device = runtime.resolve_device(p.device)
     runtime.configure(p.threads, device)
     runtime.check_precision(p.precision, device)
     model = load_model(saved_model).to(device)
-    info = saved_info(saved_model)
     name = f"{info.model_class} (epoch {info.epoch})"
     precision, precision_check = _checked_precision(model, device, p, valid, valid_negatives, name)
 
@@ -90,12 +92,11 @@ def evaluate_exported(
     ingestion_manifest: dict,
     retrieval_graph: onnx.ModelProto,
     retrieval_check: dict,
-    params: dict,
+    p: EvaluationParams,
 ) -> tuple[dict, pd.DataFrame]:
     """:func:`evaluate_model` for the exported ConvNCF: ranked by the scoring engine with the very graph users
     score with (ONNX Runtime, fp32), on ``evaluation.cluster`` like `score`; with ``evaluation.candidates:
     {retrieve: …}`` its full ranking goes through two stages, and is labelled approximate."""
-    p = parse_params(EvaluationParams, params, "evaluation")
     shortlist = clamp_shortlist(p.shortlist(retrieval_check, "evaluation"), train_matrix.shape[1])
     if shortlist and shortlist not in (accepted := accepted_shortlists(retrieval_check)):
         raise ParameterError("evaluation.candidates.retrieve", f"a shortlist of {shortlist} was not checked to rank "
@@ -103,13 +104,13 @@ def evaluate_exported(
                              "retrieval_validation.json), so pairing it with the exhaustively ranked models would mix "
                              "approximation error into their differences; use an accepted size, auto, or all")
     data = _same_run(ingestion_manifest, train_matrix, valid, valid_negatives, test, test_negatives)
-    check_trained_on(saved_model, data, "evaluation")
-    check_exported_from(graph, saved_model)
     info = saved_info(saved_model)
+    check_trained_on(info, data, "evaluation")
+    check_exported_from(graph, saved_model)
     name = f"{info.model_class} (epoch {info.epoch}, ONNX)"
     serialized = graph.SerializeToString()
     device = p.device.split(":")[0]  # ONNX Runtime picks its GPU itself
-    settings = p.rank_settings(max(p.ks), device, shortlist)
+    settings = RankSettings(**p.engine_fields(), k=max(p.ks), device=device, shortlist=shortlist)
     retrieval = None
     if shortlist:
         check_same_weights(graph, retrieval_graph)
@@ -136,14 +137,13 @@ def evaluate_baselines(
     test: pd.DataFrame,
     test_negatives: pd.DataFrame,
     ingestion_manifest: dict,
-    params: dict,
+    p: EvaluationParams,
     configured: Sequence[str],
 ) -> tuple[dict[str, dict], dict[str, pd.DataFrame]]:
     """:func:`evaluate_model` for every ``configured`` baseline (one partition each): the same protocols, users,
     candidates, tie rule and metrics; their chosen parameters and the users scored by the popularity floor ride
     along. A configured baseline without a readable saved model stops the run before any work: a comparison never
     loses a model silently."""
-    p = parse_params(EvaluationParams, params, "evaluation")
     data = _same_run(ingestion_manifest, train_matrix, valid, valid_negatives, test, test_negatives)
     missing = [name for name in configured if name not in baseline_models]
     if missing:
@@ -305,10 +305,10 @@ def sample_test_users(test: pd.DataFrame, max_users: int | None, seed: int) -> p
 
 
 def metrics_table(
-    mf_metrics: dict, convncf_metrics: dict, mf_per_user: pd.DataFrame, convncf_per_user: pd.DataFrame, params: dict
+    mf_metrics: dict, convncf_metrics: dict, mf_per_user: pd.DataFrame, convncf_per_user: pd.DataFrame,
+    p: EvaluationParams,
 ) -> pd.DataFrame:
     """Long table: protocol, metric, K, MF, ConvNCF, ConvNCF − MF with its paired bootstrap interval and verdict."""
-    p = parse_params(EvaluationParams, params, "evaluation")
     rows = []
     for protocol in ("sampled", "full"):
         if protocol not in mf_metrics or protocol not in convncf_metrics:

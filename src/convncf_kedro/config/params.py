@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -22,9 +22,6 @@ from pydantic import (
 )
 
 from convncf_kedro.errors import ParameterError
-
-if TYPE_CHECKING:
-    from convncf_kedro.serving.engine import RankSettings
 
 
 class _Group(BaseModel):
@@ -197,12 +194,11 @@ class RankingParams(_Group):
                                  "validation like every item does (retrieval_validation.json); give a size, or all")
         return int(chosen)
 
-    def rank_settings(self, k: int, device: str, shortlist: int | None = None) -> RankSettings:
-        from convncf_kedro.serving.engine import RankSettings
-
-        return RankSettings(k=k, batch_pairs=self.batch_pairs, chunk_users=self.chunk_users,
-                            chunk_items=self.chunk_items, device=device, threads=self.threads,
-                            log_every_seconds=self.log_every_seconds, shortlist=shortlist)
+    def engine_fields(self) -> dict:
+        """The fields the scoring engine's settings take from this group (serving.engine.RankSettings; built where
+        the engine runs, so the configuration imports no serving code)."""
+        return {"batch_pairs": self.batch_pairs, "chunk_users": self.chunk_users, "chunk_items": self.chunk_items,
+                "threads": self.threads, "log_every_seconds": self.log_every_seconds}
 
 
 class EvaluationParams(RankingParams):
@@ -311,49 +307,16 @@ class SearchRange(_Group):
         return self
 
 
-# What each baseline's hyperparameters may be (the models' domain, not a tuning choice): name → (lowest, kind)
-BASELINE_DOMAINS: dict[str, dict[str, tuple[float, str]]] = {
-    "toppop": {},
-    "itemknn": {"top_k": (1, "int"), "shrink": (0, "float"), "weighting": (0, "choice")},
-    "userknn": {"top_k": (1, "int"), "shrink": (0, "float"), "weighting": (0, "choice")},
-    "rp3beta": {"alpha": (0, "float"), "beta": (0, "float"), "top_k": (1, "int")},
-    "ease": {"l2": (1e-12, "float")},
-    "ials": {"factors": (1, "int"), "regularization": (0, "float"), "alpha": (0, "float"), "iterations": (1, "int")},
-}
-WEIGHTINGS = ("none", "tfidf", "bm25")
-
-
 class BaselinesParams(_Group):
     """Which simple baselines `train` and `study` fit beside MF and ConvNCF, and how each is tuned on validation."""
 
-    models: list[str]  # in report order; cut or extend (names in BASELINE_DOMAINS)
+    models: list[str]  # in report order; cut or extend (names: baselines/registry.py, checked there)
     trials: int = Field(ge=1)  # Optuna trials per tunable model, the same for every one
     seed: int = 2018
     selection_metric: str = Field("ndcg@10", pattern=r"^(hr|ndcg|mrr)@[1-9][0-9]*$")
     memory_budget_gib: float = Field(gt=0)  # a model that would need more (EASE^R: 12·n_items² bytes) stops the run
     threads: int = Field(1, ge=1)
     search: dict[str, dict[str, SearchRange]]
-
-    @model_validator(mode="after")
-    def _known_models_and_ranges(self) -> BaselinesParams:
-        for name in self.models:
-            if name not in BASELINE_DOMAINS:
-                raise ValueError(f"'{name}' is not a baseline{_did_you_mean(name, list(BASELINE_DOMAINS))}; the "
-                                 f"baselines are {', '.join(BASELINE_DOMAINS)}")
-            space = self.search.get(name, {})
-            domain = BASELINE_DOMAINS[name]
-            if set(space) != set(domain):
-                raise ValueError(f"search.{name} must set exactly {sorted(domain) or 'nothing'}, not {sorted(space)}")
-            for parameter, spec in space.items():
-                lowest, kind = domain[parameter]
-                values = spec.choices or ([spec.value] if spec.value is not None else [spec.low, spec.high])
-                if kind == "choice":
-                    bad = [v for v in values if v not in WEIGHTINGS]
-                    if bad:
-                        raise ValueError(f"search.{name}.{parameter}: {bad} not among {list(WEIGHTINGS)}")
-                elif any(not isinstance(v, int | float) or v < lowest for v in values):
-                    raise ValueError(f"search.{name}.{parameter}: {values} must be numbers ≥ {lowest:g}")
-        return self
 
 
 _Params = TypeVar("_Params", bound=BaseModel)
@@ -403,9 +366,9 @@ def parse_params(model: type[_Params], values: dict, group: str) -> _Params:
         raise ParameterError(name, f"{first['msg']} (got {first.get('input')!r})") from exc
 
 
-def validate_parameters(parameters: dict, study_recipes: list[str] | None = None) -> None:
+def validate_parameters(parameters: dict, study_recipes: list[str] | None = None) -> dict[str, BaseModel]:
     """Check every known group, and what groups must agree on (and the study's recipes, when a study runs), before a
-    run does any work."""
+    run does any work; the parsed groups."""
     for group in parameters:
         if group not in PARAMETER_GROUPS:
             raise ParameterError(
@@ -450,3 +413,4 @@ def validate_parameters(parameters: dict, study_recipes: list[str] | None = None
                 f"{convncf.kernel_sizes} multiply to {math.prod(convncf.kernel_sizes)}, but the map is "
                 f"{d}×{d} (pretrain.embedding_size): the tower must end at 1×1",
             )
+    return parsed

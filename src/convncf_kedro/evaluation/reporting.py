@@ -10,8 +10,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from convncf_kedro.comparison import BEST_BASELINE, MF, MF_LONGER, kept_starts  # noqa: E402
-from convncf_kedro.params import StudyParams, parse_params  # noqa: E402
+from convncf_kedro.config.params import StudyParams  # noqa: E402
+from convncf_kedro.evaluation.comparison import BEST_BASELINE, MF, MF_LONGER, kept_starts  # noqa: E402
 
 VERDICT_COLOURS = {"gain": "tab:green", "loss": "tab:red"}  # anything else (no significant difference): grey
 
@@ -176,10 +176,9 @@ def plot_models(model_table: pd.DataFrame, metric: str = "ndcg@10") -> plt.Figur
 
 def write_study_report(
     table: pd.DataFrame, members: list[dict], recommended: str, dataset_name: str, dataset_statistics: dict,
-    study: dict,
+    s: StudyParams,
 ) -> tuple[str, dict]:
     """The answer in words (Markdown) and in numbers (JSON): does any ConvNCF variant beat MF here?"""
-    s = parse_params(StudyParams, study, "study")
     seeds = sorted({member["seed"] for member in members})
     lines = [
         f"# Does ConvNCF beat MF on {dataset_name}?",
