@@ -24,9 +24,8 @@ import torch
 import yaml
 
 from benchmarks._gemm import commit, gemm_limits, machine, native_bf16
-from convncf_kedro.config.params import PhaseParams
 from convncf_kedro.interactions.prepare import positives_matrix
-from convncf_kedro.models import ConvNCF, ConvNCFConfig
+from convncf_kedro.models import ConvNCF, ConvNCFConfig, Phase
 from convncf_kedro.training import runtime
 from convncf_kedro.training.loop import optimisers_for, train_step
 from convncf_kedro.training.sampler import sample_triples
@@ -49,7 +48,7 @@ def triples_per_second(precision: str, batch_size: int, n_triples: int = 10_240,
     users, positives, negatives = sample_triples(matrix, np.random.default_rng(0))
     torch.manual_seed(0)
     model = ConvNCF(ConvNCFConfig(943, 1682, 64, 32, reg_embedding=1e-4, reg_conv=1e-4, reg_out=1e-4))
-    optimisers = optimisers_for(model, PhaseParams(lr_embedding=0.01, lr_tower=0.01))
+    optimisers = optimisers_for(model, Phase(lr_embedding=0.01, lr_tower=0.01))
 
     def batch(start: int) -> dict[str, torch.Tensor]:
         return {k: torch.from_numpy(v[start:start + batch_size]) for k, v in

@@ -20,9 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from convncf_kedro.config.params import PhaseParams
 from convncf_kedro.exporting.onnx_export import export_onnx
-from convncf_kedro.models import ConvNCF, ConvNCFConfig
+from convncf_kedro.models import ConvNCF, ConvNCFConfig, Phase
 from convncf_kedro.serving.engine import RankSettings, rank_users
 from convncf_kedro.serving.session import CUDA, create_session, onnx_block_scorer
 from convncf_kedro.training.loop import optimisers_for, train_step
@@ -34,7 +33,7 @@ def train_rate(device: torch.device, steps: int, batch: int, precision: str) -> 
     torch.manual_seed(0)
     config = ConvNCFConfig(N_USERS, N_ITEMS, 64, 32, reg_embedding=1e-4, reg_conv=1e-4, reg_out=1e-4)
     model = ConvNCF(config).to(device)
-    optimisers = optimisers_for(model, PhaseParams(lr_embedding=0.01, lr_tower=0.01))
+    optimisers = optimisers_for(model, Phase(lr_embedding=0.01, lr_tower=0.01))
     generator = torch.Generator(device="cpu").manual_seed(0)
 
     def step() -> None:

@@ -100,8 +100,8 @@ def test_a_good_copy_on_disk_is_hashed_once_then_trusted_until_it_changes(tmp_pa
     from convncf_kedro.datasets import raw_files
 
     hashed = []
-    real_sha256 = raw_files._sha256
-    monkeypatch.setattr(raw_files, "_sha256", lambda path: hashed.append(path.name) or real_sha256(path))
+    real_sha256 = raw_files.file_sha256
+    monkeypatch.setattr(raw_files, "file_sha256", lambda path: hashed.append(path.name) or real_sha256(path))
     dataset.load()
     dataset.load()
     assert hashed == ["u.data"]  # checked once, then the cached result is used

@@ -7,9 +7,9 @@ import lzma
 import numpy as np
 import pytest
 
-from convncf_kedro.datasets.raw_files import RawFile
 from convncf_kedro.errors import InputDataError
 from convncf_kedro.interactions.readers import (
+    RawFile,
     check_given_negatives,
     read_delimited,
     read_lightgcn,

@@ -12,6 +12,7 @@ from convncf_kedro.interactions.prepare import positives_matrix, sample_negative
 from convncf_kedro.models import MF, ConvNCF, ConvNCFConfig, MFConfig
 from convncf_kedro.ranking.sampled import candidate_matrix
 from convncf_kedro.training.loop import fit
+from convncf_kedro.training.stage import loop_phases, loop_settings
 
 
 class PermuteCopyConvNCF(ConvNCF):
@@ -48,7 +49,7 @@ def one_epoch(model_class, data, chunk_triples):
     model.start_from(mf, "truncated_normal")
     phases = [PhaseParams(optimizer="adagrad", adagrad_initial_accumulator=0.1, lr_embedding=0.05, lr_tower=0.05)]
     training = TrainingParams(epochs=1, patience=5, select_start=False, seed=3, threads=2, chunk_triples=chunk_triples)
-    return list(fit(model, matrix, users, items, 512, phases, training, torch.device("cpu"), "convncf"))[-1]
+    return list(fit(model, matrix, users, items, 512, loop_phases(phases), loop_settings(training), torch.device("cpu"), "convncf"))[-1]
 
 
 def test_one_epoch_matches_the_replaced_step(slice_of_ml_100k):

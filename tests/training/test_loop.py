@@ -11,6 +11,7 @@ from convncf_kedro.models import MF, MFConfig
 from convncf_kedro.ranking.metrics import NonFiniteScoresError
 from convncf_kedro.ranking.sampled import candidate_matrix
 from convncf_kedro.training.loop import TrainingDivergedError, fit, phase_of_epoch
+from convncf_kedro.training.stage import loop_phases, loop_settings
 
 TRAINING = TrainingParams(epochs=4, patience=10, select_start=True, eval_batch_pairs=4096, seed=3)
 BATCH = 256
@@ -38,7 +39,7 @@ def run(small_data, phases=PHASES, resume_from=None, model=None):
     matrix, users, items = small_data
     torch.manual_seed(TRAINING.seed)
     model = model or mf()
-    return list(fit(model, matrix, users, items, BATCH, phases, TRAINING, torch.device("cpu"), "mf", resume_from))
+    return list(fit(model, matrix, users, items, BATCH, loop_phases(phases), loop_settings(TRAINING), torch.device("cpu"), "mf", resume_from))
 
 
 def test_one_checkpoint_per_epoch_with_history_and_best(small_data):
@@ -68,7 +69,7 @@ def test_a_start_no_epoch_improves_on_is_kept_only_when_the_start_may_be_selecte
     model.load_saved(trained)
     harmful = [PhaseParams(lr_embedding=5.0)]  # every step overshoots: no epoch beats the start
     training = TRAINING.model_copy(update={"select_start": select_start, "epochs": 2})
-    final = list(fit(model, matrix, users, items, BATCH, harmful, training, torch.device("cpu"), "mf"))[-1]
+    final = list(fit(model, matrix, users, items, BATCH, loop_phases(harmful), loop_settings(training), torch.device("cpu"), "mf"))[-1]
     start, later = final["history"][0]["ndcg@10"], [row["ndcg@10"] for row in final["history"][1:]]
     assert max(later) < start
     if select_start:
@@ -95,7 +96,7 @@ def test_resuming_from_epoch_two_reaches_the_uninterrupted_result(small_data, ph
 
 
 def test_phases_follow_each_other_by_epoch_and_each_starts_fresh_optimisers(small_data):
-    assert [phase_of_epoch(TWO_PHASES, e) for e in (1, 2, 3, 9)] == [0, 0, 1, 1]
+    assert [phase_of_epoch(loop_phases(TWO_PHASES), e) for e in (1, 2, 3, 9)] == [0, 0, 1, 1]
     checkpoints = run(small_data, TWO_PHASES)
     assert [c["phase"] for c in checkpoints] == [0, 0, 1, 1]
     assert [row["phase"] for row in checkpoints[-1]["history"]] == [0, 0, 0, 1, 1]
@@ -128,7 +129,7 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_last_good_checkpoint(s
     model.steps_total = matrix.nnz
     saved = []
     with pytest.raises(TrainingDivergedError, match=r"loss is nan at epoch 2, step 5; the last good checkpoint \(epoch 1\)"):
-        for checkpoint in fit(model, *small_data, BATCH, PHASES, TRAINING, torch.device("cpu"), "mf"):
+        for checkpoint in fit(model, *small_data, BATCH, loop_phases(PHASES), loop_settings(TRAINING), torch.device("cpu"), "mf"):
             saved.append(checkpoint)
     assert [c["epoch"] for c in saved] == [1]
 
@@ -151,7 +152,7 @@ def test_nan_scores_at_validation_stop_the_run_instead_of_validating_as_best(sma
     model.epochs_trained = -1  # fit's own model.train() calls count from 0 at epoch 1
     saved = []
     with pytest.raises(NonFiniteScoresError, match=r"mf at epoch 2 \(validation\): .* scores are NaN"):
-        for checkpoint in fit(model, *small_data, BATCH, PHASES, TRAINING, torch.device("cpu"), "mf"):
+        for checkpoint in fit(model, *small_data, BATCH, loop_phases(PHASES), loop_settings(TRAINING), torch.device("cpu"), "mf"):
             saved.append(checkpoint)
     assert [c["epoch"] for c in saved] == [1]
 
@@ -161,7 +162,7 @@ def overshooting_from_a_trained_start(small_data, training):
     matrix, users, items = small_data
     model = mf()
     model.load_saved(run(small_data)[-1]["best"]["model"])
-    return fit(model, matrix, users, items, BATCH, [PhaseParams(lr_embedding=5.0)], training, torch.device("cpu"), "mf")
+    return fit(model, matrix, users, items, BATCH, loop_phases([PhaseParams(lr_embedding=5.0)]), loop_settings(training), torch.device("cpu"), "mf")
 
 
 def test_early_stopping_counts_checks_not_epochs_and_says_why(small_data):
@@ -187,12 +188,12 @@ def test_a_resumed_run_stops_where_the_uninterrupted_one_stops(small_data):
     uninterrupted = list(overshooting_from_a_trained_start(small_data, training))
     matrix, users, items = small_data
     interrupted_at = uninterrupted[2]  # after epoch 3, between two checks
-    resumed = list(fit(mf(), matrix, users, items, BATCH, [PhaseParams(lr_embedding=5.0)], training,
+    resumed = list(fit(mf(), matrix, users, items, BATCH, loop_phases([PhaseParams(lr_embedding=5.0)]), loop_settings(training),
                        torch.device("cpu"), "mf", interrupted_at))
     assert [c["epoch"] for c in resumed] == [4] and resumed[-1]["stopped"] == uninterrupted[-1]["stopped"]
     same = ["epoch", "loss", "ndcg@10", "hr@10", "stopped"]  # all but the timings
     pd.testing.assert_frame_equal(pd.DataFrame(resumed[-1]["history"])[same], pd.DataFrame(uninterrupted[-1]["history"])[same])
     more_patience = training.model_copy(update={"patience": 3})  # a stopped run continues under a larger budget
-    continued = list(fit(mf(), matrix, users, items, BATCH, [PhaseParams(lr_embedding=5.0)], more_patience,
+    continued = list(fit(mf(), matrix, users, items, BATCH, loop_phases([PhaseParams(lr_embedding=5.0)]), loop_settings(more_patience),
                          torch.device("cpu"), "mf", resumed[-1]))
     assert [c["epoch"] for c in continued] == [5, 6]

@@ -5,12 +5,12 @@ from .arrays import ArraysDataset
 from .atomic import AtomicDataset
 from .onnx_model import OnnxModelDataset
 from .partitioned import AtomicPartitionedDataset
-from .raw_files import RawFile, RawInteractionFiles
+from .raw_files import RawInteractionFiles
 from .sparse_matrix import SparseMatrixDataset
 from .torch_checkpoint import TorchCheckpointDataset
 from .user_list import UserListDataset
 
 __all__ = [
-    "ArraysDataset", "AtomicDataset", "AtomicPartitionedDataset", "OnnxModelDataset", "RawFile", "RawInteractionFiles", "SparseMatrixDataset", "TorchCheckpointDataset",
+    "ArraysDataset", "AtomicDataset", "AtomicPartitionedDataset", "OnnxModelDataset", "RawInteractionFiles", "SparseMatrixDataset", "TorchCheckpointDataset",
     "UserListDataset",
 ]

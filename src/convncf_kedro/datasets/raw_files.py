@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
 import tempfile
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from convncf_kedro.interactions.raw_file import RawFile, file_sha256
+
 logger = logging.getLogger(__name__)
 
 VERIFIED_FILE = ".sha256-verified.json"  # beside the raw files: which (name, size, mtime) passed their check
-
-
-@dataclass(frozen=True)
-class RawFile:
-    """The bytes of one raw input file and the path they came from (for error messages)."""
-
-    path: str
-    data: bytes
 
 
 class RawInteractionFiles(AbstractDataset[None, dict[str, RawFile]]):
@@ -96,7 +88,7 @@ class RawInteractionFiles(AbstractDataset[None, dict[str, RawFile]]):
             stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": expected}
             if cache.get(path.name) == stamp:
                 continue
-            digest = _sha256(path)
+            digest = file_sha256(path)
             if digest != expected:
                 raise DatasetError(
                     f"{path} has sha256 {digest}, expected {expected} (catalog raw_interactions.sha256.{role}): the "
@@ -136,7 +128,7 @@ class RawInteractionFiles(AbstractDataset[None, dict[str, RawFile]]):
                     raise DatasetError(
                         f"{url} has no {folder / name}; place the file at {self._path / name}"
                     )
-                if role in self._sha256 and (digest := _sha256(candidate)) != self._sha256[role]:
+                if role in self._sha256 and (digest := file_sha256(candidate)) != self._sha256[role]:
                     raise DatasetError(
                         f"{name} from {url} has sha256 {digest}, expected {self._sha256[role]}; the "
                         f"download is corrupt or changed. Place a good copy at {self._path / name}"
@@ -148,10 +140,3 @@ class RawInteractionFiles(AbstractDataset[None, dict[str, RawFile]]):
                 extracted_dir.replace(self._path)
         logger.info("Downloaded and verified %s into %s", url, self._path)
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

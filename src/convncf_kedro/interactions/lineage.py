@@ -21,6 +21,7 @@ import scipy.sparse as sp
 from convncf_kedro.errors import StaleInputError, StaleModelError
 
 from .prepare import positives_matrix
+from .raw_file import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -74,11 +75,7 @@ def changed_raw_files(manifest: dict) -> list[str]:
         stat = path.stat()
         if (stat.st_size, stat.st_mtime_ns) == (record["size"], record["mtime_ns"]):
             continue
-        digest = hashlib.sha256()
-        with path.open("rb") as stream:
-            for block in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != record["sha256"]:
+        if file_sha256(path) != record["sha256"]:
             changed.append(f"{path} (other content)")
     return changed
 

@@ -16,8 +16,8 @@ from itertools import chain
 import numpy as np
 import pandas as pd
 
-from convncf_kedro.datasets.raw_files import RawFile
 from convncf_kedro.errors import InputDataError
+from convncf_kedro.interactions.raw_file import RawFile
 
 LOG_COLUMNS = ["user", "item", "rating", "timestamp", "split"]
 _INTEGER = re.compile(r"\d+")

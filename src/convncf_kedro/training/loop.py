@@ -4,12 +4,14 @@
 history, best model so far), which the Kedro node saves through the catalog. A run resumed from such
 a checkpoint continues exactly where the saved one stopped: each epoch's negatives and dropout masks
 are seeded by (seed, epoch), not by what ran before. :func:`train_step` is the one training step;
-benchmarks and the GPU check time that same function.
+benchmarks and the GPU check time that same function. The loop takes its own small settings
+(:class:`LoopPhase`, :class:`LoopSettings`); ``training/stage.py`` builds them from the parameters.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import time
@@ -20,7 +22,6 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from convncf_kedro.config.params import PhaseParams, TrainingParams
 from convncf_kedro.models import BPRRecommender, Phase
 from convncf_kedro.models.scoring import autocast, pair_scorer
 from convncf_kedro.ranking.sampled import evaluate_sampled
@@ -30,6 +31,33 @@ from .sampler import sample_triples
 logger = logging.getLogger(__name__)
 
 
+@dataclasses.dataclass(frozen=True)
+class LoopPhase:
+    """A stretch of epochs with fresh optimisers."""
+
+    optimiser: Phase  # the model's optimiser settings
+    epochs: int | None  # None: the rest of training (the last phase)
+    warmup_steps: int  # linear learning-rate warm-up
+    regularised: bool  # False: BPR alone, no L2
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+    """How long the loop trains, when it validates and selects, and how a step runs."""
+
+    epochs: int  # the cap
+    patience: int  # validation checks without improvement before stopping
+    validate_every: int  # epochs between checks (the last epoch is always checked)
+    min_epochs: int  # never stop early before this epoch
+    select_start: bool  # the untrained start (epoch 0) may be the selected epoch
+    selection_metric: str
+    eval_batch_pairs: int
+    chunk_triples: int | None
+    precision: str
+    seed: int
+    log_every_seconds: float
+
+
 class TrainingDivergedError(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left as it was."""
 
@@ -37,13 +65,10 @@ class TrainingDivergedError(RuntimeError):
 Optimisers = tuple[list[torch.optim.Optimizer], list[torch.optim.lr_scheduler.LRScheduler]]
 
 
-def optimisers_for(model: BPRRecommender, phase: PhaseParams) -> Optimisers:
+def optimisers_for(model: BPRRecommender, phase: Phase, warmup_steps: int = 0) -> Optimisers:
     """The model's fresh optimisers for one phase, each with its linear learning-rate warm-up."""
-    optimizers = model.configure_optimizers(Phase(
-        lr_embedding=phase.lr_embedding, lr_tower=phase.lr_tower, optimizer=phase.optimizer,
-        adagrad_initial_accumulator=phase.adagrad_initial_accumulator,
-    ))
-    warmup = max(phase.warmup_steps, 1)
+    optimizers = model.configure_optimizers(phase)
+    warmup = max(warmup_steps, 1)
     schedulers = [torch.optim.lr_scheduler.LambdaLR(o, lambda step: min(1.0, (step + 1) / warmup)) for o in optimizers]
     return optimizers, schedulers
 
@@ -80,7 +105,7 @@ def train_step(
     return loss_value
 
 
-def phase_of_epoch(phases: Sequence[PhaseParams], epoch: int) -> int:
+def phase_of_epoch(phases: Sequence[LoopPhase], epoch: int) -> int:
     """Index of the phase that trains ``epoch`` (1-based); the last phase runs to the end."""
     end = 0
     for index, phase in enumerate(phases[:-1]):
@@ -101,8 +126,8 @@ def fit(
     valid_users: np.ndarray,
     valid_items: np.ndarray,
     batch_size: int,
-    phases: Sequence[PhaseParams],
-    training: TrainingParams,
+    phases: Sequence[LoopPhase],
+    training: LoopSettings,
     device: torch.device,
     name: str,
     resume_from: dict[str, Any] | None = None,
@@ -120,121 +145,153 @@ def fit(
     depends on the precision.
     """
     model.to(device)
-    metric = training.selection_metric
-    ks = [int(metric.split("@")[1])]
     score = pair_scorer(model, device, "fp32", training.eval_batch_pairs)  # selection never depends on precision
+    ks = [int(training.selection_metric.split("@")[1])]
 
     def validate(epoch: int) -> dict[str, float]:
         return evaluate_sampled(score, valid_users, valid_items, ks, label=f"{name} at epoch {epoch} (validation)")
 
-    phase_index = phase_of_epoch(phases, 1)
-    if resume_from is not None:
-        model.load_saved(resume_from["model"])
-        phase_index = resume_from["phase"]
-        optimisers = optimisers_for(model, phases[phase_index])
-        for part, states in zip(optimisers, (resume_from["optimizer_states"], resume_from["scheduler_states"]),
-                                strict=True):
-            for item, state in zip(part, states, strict=True):
-                item.load_state_dict(state)
-        state = {k: resume_from[k] for k in ("epoch", "history", "best", "bad_checks")}
-        state["stopped"] = _stop_reason(state, training)  # under this run's budget: a raised cap continues
-        logger.info("%s: resuming after epoch %d", name, state["epoch"])
-    else:
-        optimisers = optimisers_for(model, phases[phase_index])
-        metrics = validate(0)
-        state = {
-            "epoch": 0,
-            "history": [{"epoch": 0, "phase": phase_index, "loss": math.nan, "seconds": 0.0,
-                         "triples_per_second": math.nan, **metrics}],
-            "best": {"epoch": 0, "valid_metrics": metrics,
-                     "metric": metrics[metric] if training.select_start else -math.inf,
-                     "model": _selected(model, 0, metrics, training) if training.select_start else None},
-            "bad_checks": 0,
-            "stopped": None,
-        }
-        logger.info("%s epoch 0 (untrained): valid %s", name, _metric_text(metrics, metric))
-
-    def checkpoint() -> dict[str, Any]:  # a snapshot: later steps must not change what was yielded
-        return copy.deepcopy({
-            "model": model.saved(),
-            "phase": phase_index,
-            "optimizer_states": [o.state_dict() for o in optimisers[0]],
-            "scheduler_states": [s.state_dict() for s in optimisers[1]],
-            **state,
-        })
-
-    if state["stopped"]:
-        yield checkpoint()
+    run = _resumed(model, phases, training, name, resume_from) if resume_from is not None else \
+        _started(model, phases, training, name, validate(0))
+    if run.state["stopped"]:
+        yield run.checkpoint(model)
         return
     epoch_seconds: list[float] = []
-    for epoch in range(state["epoch"] + 1, training.epochs + 1):
-        if phase_of_epoch(phases, epoch) != phase_index:
-            phase_index = phase_of_epoch(phases, epoch)
-            optimisers = optimisers_for(model, phases[phase_index])
-            logger.info("%s: phase %d of %d from epoch %d", name, phase_index + 1, len(phases), epoch)
-        regularised = phases[phase_index].regularised
-        torch.manual_seed(training.seed * 1_000_003 + epoch)  # dropout masks
-        users, positives, negatives = sample_triples(train_matrix, np.random.default_rng([training.seed, epoch]))
-        n_triples = len(users)
-        model.train()
-        started = last_log = time.perf_counter()
-        loss_sum = 0.0
-        for step, start in enumerate(range(0, n_triples, batch_size)):
-            end = start + batch_size
-            batch = {
-                "user": torch.from_numpy(users[start:end]).to(device),
-                "item": torch.from_numpy(positives[start:end]).to(device),
-                "neg_item": torch.from_numpy(negatives[start:end]).to(device),
-            }
-            try:
-                loss_sum += train_step(model, optimisers, batch, training.precision, regularised, training.chunk_triples)
-            except TrainingDivergedError as exc:
-                raise TrainingDivergedError(
-                    f"{name}: {exc} at epoch {epoch}, step {step}; the last good checkpoint (epoch "
-                    f"{state['epoch']}) is kept. Lower the learning rate or raise the L2 weights."
-                ) from None
-            now = time.perf_counter()
-            if now - last_log >= training.log_every_seconds:
-                done = min(end, n_triples)
-                rate = done / (now - started)
-                logger.info(
-                    "%s epoch %d: %d%% (%s/%s triples), %s triples/s, epoch ETA %s", name, epoch,
-                    100 * done // n_triples, f"{done:,}", f"{n_triples:,}", f"{rate:,.0f}",
-                    _format_seconds((n_triples - done) / rate),
-                )
-                last_log = now
-        train_seconds = time.perf_counter() - started
+    for epoch in range(run.state["epoch"] + 1, training.epochs + 1):
+        run.enter_phase(model, phases, epoch, name)
+        started = time.perf_counter()
+        loss, n_triples, train_seconds = _train_epoch(model, run, phases[run.phase].regularised, train_matrix,
+                                                      batch_size, training, device, name, epoch)
         checked = epoch % training.validate_every == 0 or epoch == training.epochs
         metrics = validate(epoch) if checked else {}
-        seconds = time.perf_counter() - started
-        epoch_seconds.append(seconds)
-        state["epoch"] = epoch
-        if checked and metrics[metric] > state["best"]["metric"]:
-            state["best"] = {"epoch": epoch, "metric": metrics[metric], "valid_metrics": metrics,
-                             "model": _selected(model, epoch, metrics, training)}
-            state["bad_checks"] = 0
-        elif checked:
-            state["bad_checks"] += 1
-        state["stopped"] = _stop_reason(state, training)
-        state["history"].append({
-            "epoch": epoch, "phase": phase_index, "loss": loss_sum / n_triples, "seconds": seconds,
+        epoch_seconds.append(time.perf_counter() - started)
+        _select(model, run.state, epoch, metrics, training)
+        run.state["history"].append({
+            "epoch": epoch, "phase": run.phase, "loss": loss, "seconds": epoch_seconds[-1],
             "triples_per_second": n_triples / train_seconds, **metrics,
-            **({"stopped": state["stopped"]} if state["stopped"] else {}),
+            **({"stopped": run.state["stopped"]} if run.state["stopped"] else {}),
         })
         logger.info(
             "%s epoch %d/%d: loss %.4f, valid %s (best %.4f at epoch %d), %s triples/s, %.1f s, ETA %s",
-            name, epoch, training.epochs, loss_sum / n_triples,
-            _metric_text(metrics, metric) if checked else "not checked this epoch",
-            state["best"]["metric"], state["best"]["epoch"], f"{n_triples / train_seconds:,.0f}", seconds,
-            "done" if state["stopped"] else _format_seconds(np.mean(epoch_seconds) * (training.epochs - epoch)),
+            name, epoch, training.epochs, loss,
+            _metric_text(metrics, training.selection_metric) if checked else "not checked this epoch",
+            run.state["best"]["metric"], run.state["best"]["epoch"], f"{n_triples / train_seconds:,.0f}",
+            epoch_seconds[-1],
+            "done" if run.state["stopped"] else _format_seconds(np.mean(epoch_seconds) * (training.epochs - epoch)),
         )
-        yield checkpoint()
-        if state["stopped"]:
-            logger.info("%s: %s", name, state["stopped"])
+        yield run.checkpoint(model)
+        if run.state["stopped"]:
+            logger.info("%s: %s", name, run.state["stopped"])
             return
 
 
-def resume_refusal(checkpoint: dict[str, Any], training: TrainingParams) -> str | None:
+@dataclasses.dataclass
+class _Run:
+    """What a checkpoint holds beside the model: the phase, its optimisers, and the selection state."""
+
+    phase: int
+    optimisers: Optimisers
+    state: dict[str, Any]  # epoch, history, best, bad_checks, stopped
+
+    def enter_phase(self, model: BPRRecommender, phases: Sequence[LoopPhase], epoch: int, name: str) -> None:
+        """Fresh optimisers where ``epoch`` starts a new phase."""
+        if phase_of_epoch(phases, epoch) != self.phase:
+            self.phase = phase_of_epoch(phases, epoch)
+            self.optimisers = optimisers_for(model, phases[self.phase].optimiser, phases[self.phase].warmup_steps)
+            logger.info("%s: phase %d of %d from epoch %d", name, self.phase + 1, len(phases), epoch)
+
+    def checkpoint(self, model: BPRRecommender) -> dict[str, Any]:
+        """A snapshot: later steps must not change what was yielded."""
+        return copy.deepcopy({
+            "model": model.saved(),
+            "phase": self.phase,
+            "optimizer_states": [o.state_dict() for o in self.optimisers[0]],
+            "scheduler_states": [s.state_dict() for s in self.optimisers[1]],
+            **self.state,
+        })
+
+
+def _resumed(model: BPRRecommender, phases: Sequence[LoopPhase], training: LoopSettings, name: str,
+             saved: dict[str, Any]) -> _Run:
+    """The run as a checkpoint left it: weights, phase, optimiser states, selection state."""
+    model.load_saved(saved["model"])
+    phase = saved["phase"]
+    optimisers = optimisers_for(model, phases[phase].optimiser, phases[phase].warmup_steps)
+    for part, states in zip(optimisers, (saved["optimizer_states"], saved["scheduler_states"]), strict=True):
+        for item, state in zip(part, states, strict=True):
+            item.load_state_dict(state)
+    state = {k: saved[k] for k in ("epoch", "history", "best", "bad_checks")}
+    state["stopped"] = _stop_reason(state, training)  # under this run's budget: a raised cap continues
+    logger.info("%s: resuming after epoch %d", name, state["epoch"])
+    return _Run(phase, optimisers, state)
+
+
+def _started(model: BPRRecommender, phases: Sequence[LoopPhase], training: LoopSettings, name: str,
+             metrics: dict[str, float]) -> _Run:
+    """A fresh run: epoch 0's validation ``metrics`` logged, and selectable with ``select_start``."""
+    phase = phase_of_epoch(phases, 1)
+    metric = training.selection_metric
+    state = {
+        "epoch": 0,
+        "history": [{"epoch": 0, "phase": phase, "loss": math.nan, "seconds": 0.0, "triples_per_second": math.nan,
+                     **metrics}],
+        "best": {"epoch": 0, "valid_metrics": metrics,
+                 "metric": metrics[metric] if training.select_start else -math.inf,
+                 "model": _selected(model, 0, metrics, training) if training.select_start else None},
+        "bad_checks": 0,
+        "stopped": None,
+    }
+    logger.info("%s epoch 0 (untrained): valid %s", name, _metric_text(metrics, metric))
+    return _Run(phase, optimisers_for(model, phases[phase].optimiser, phases[phase].warmup_steps), state)
+
+
+def _train_epoch(model: BPRRecommender, run: _Run, regularised: bool, train_matrix: sp.csr_matrix, batch_size: int,
+                 training: LoopSettings, device: torch.device, name: str, epoch: int) -> tuple[float, int, float]:
+    """One pass over the epoch's seeded triples, with progress (rate, ETA) every ``log_every_seconds``; the mean loss,
+    the number of triples and the seconds spent."""
+    torch.manual_seed(training.seed * 1_000_003 + epoch)  # dropout masks
+    users, positives, negatives = sample_triples(train_matrix, np.random.default_rng([training.seed, epoch]))
+    n_triples = len(users)
+    model.train()
+    started = last_log = time.perf_counter()
+    loss_sum = 0.0
+    for step, start in enumerate(range(0, n_triples, batch_size)):
+        end = start + batch_size
+        batch = {"user": torch.from_numpy(users[start:end]).to(device),
+                 "item": torch.from_numpy(positives[start:end]).to(device),
+                 "neg_item": torch.from_numpy(negatives[start:end]).to(device)}
+        try:
+            loss_sum += train_step(model, run.optimisers, batch, training.precision, regularised, training.chunk_triples)
+        except TrainingDivergedError as exc:
+            raise TrainingDivergedError(
+                f"{name}: {exc} at epoch {epoch}, step {step}; the last good checkpoint (epoch "
+                f"{run.state['epoch']}) is kept. Lower the learning rate or raise the L2 weights."
+            ) from None
+        now = time.perf_counter()
+        if now - last_log >= training.log_every_seconds:
+            done = min(end, n_triples)
+            rate = done / (now - started)
+            logger.info("%s epoch %d: %d%% (%s/%s triples), %s triples/s, epoch ETA %s", name, epoch,
+                        100 * done // n_triples, f"{done:,}", f"{n_triples:,}", f"{rate:,.0f}",
+                        _format_seconds((n_triples - done) / rate))
+            last_log = now
+    return loss_sum / n_triples, n_triples, time.perf_counter() - started
+
+
+def _select(model: BPRRecommender, state: dict[str, Any], epoch: int, metrics: dict[str, float],
+            training: LoopSettings) -> None:
+    """After ``epoch``: keep it as the best where its check improved, count a check that did not, decide stopping."""
+    state["epoch"] = epoch
+    if metrics and metrics[training.selection_metric] > state["best"]["metric"]:
+        state["best"] = {"epoch": epoch, "metric": metrics[training.selection_metric], "valid_metrics": metrics,
+                         "model": _selected(model, epoch, metrics, training)}
+        state["bad_checks"] = 0
+    elif metrics:
+        state["bad_checks"] += 1
+    state["stopped"] = _stop_reason(state, training)
+
+
+def resume_refusal(checkpoint: dict[str, Any], training: LoopSettings) -> str | None:
     """Why continuing ``checkpoint`` under ``training`` would not end where a fresh run would, or None.
 
     A checkpoint past this run's cap holds epochs a fresh run never trains, and one checked at an epoch this run's
@@ -251,7 +308,7 @@ def resume_refusal(checkpoint: dict[str, Any], training: TrainingParams) -> str 
     return None
 
 
-def _stop_reason(state: dict[str, Any], training: TrainingParams) -> str | None:
+def _stop_reason(state: dict[str, Any], training: LoopSettings) -> str | None:
     """Why training ends after the state's epoch, or None while it goes on (one rule for runs and resumes)."""
     if state["bad_checks"] >= training.patience and state["epoch"] >= training.min_epochs:
         return (f"stopped early at epoch {state['epoch']}: no better validation {training.selection_metric} in "
@@ -261,7 +318,7 @@ def _stop_reason(state: dict[str, Any], training: TrainingParams) -> str | None:
     return None
 
 
-def _selected(model: BPRRecommender, epoch: int, metrics: dict[str, float], training: TrainingParams) -> dict:
+def _selected(model: BPRRecommender, epoch: int, metrics: dict[str, float], training: LoopSettings) -> dict:
     """The saved form of the model as a candidate best epoch, with what chose it."""
     return model.saved(epoch=epoch, valid_metrics=metrics, selection_metric=training.selection_metric,
                        trained_in=training.precision, validated_in="fp32")

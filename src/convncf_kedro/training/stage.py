@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,13 +26,14 @@ from convncf_kedro.models import (
     ConvNCF,
     ConvNCFConfig,
     MFConfig,
+    Phase,
     load_model,
     saved_info,
 )
 from convncf_kedro.ranking.sampled import candidate_matrix
 
 from . import runtime
-from .loop import fit, resume_refusal
+from .loop import LoopPhase, LoopSettings, fit, resume_refusal
 
 logger = logging.getLogger(__name__)
 
@@ -89,15 +91,28 @@ def train_stage(
             name,
         )
         resume_from = None
-    if resume_from is not None and (refusal := resume_refusal(resume_from, training)):
+    if resume_from is not None and (refusal := resume_refusal(resume_from, loop_settings(training))):
         logger.warning("%s: not resuming the last checkpoint: %s; starting over", name, refusal)
         resume_from = None
     valid_users, valid_items = candidate_matrix(valid, valid_negatives)
-    for checkpoint in fit(model, train_matrix, valid_users, valid_items, batch_size, phases, training, device, name,
-                          resume_from):
+    for checkpoint in fit(model, train_matrix, valid_users, valid_items, batch_size, loop_phases(phases),
+                          loop_settings(training), device, name, resume_from):
         best_model = {**checkpoint["best"]["model"], "data_fingerprint": data_fingerprint, "stopped": checkpoint["stopped"],
                       **described}
         yield {**checkpoint, "fingerprint": stamp}, best_model, pd.DataFrame(checkpoint["history"])
+
+
+def loop_phases(phases: Sequence[PhaseParams]) -> list[LoopPhase]:
+    """The loop's phases from the parameters' ``phases``."""
+    return [LoopPhase(Phase(lr_embedding=phase.lr_embedding, lr_tower=phase.lr_tower, optimizer=phase.optimizer,
+                            adagrad_initial_accumulator=phase.adagrad_initial_accumulator),
+                      epochs=phase.epochs, warmup_steps=phase.warmup_steps, regularised=phase.regularised)
+            for phase in phases]
+
+
+def loop_settings(training: TrainingParams) -> LoopSettings:
+    """The loop's settings from the parameters' ``training`` group (device and threads stay here)."""
+    return LoopSettings(**training.model_dump(include={field.name for field in dataclasses.fields(LoopSettings)}))
 
 
 def seed_everything(seed: int) -> None:
@@ -105,7 +120,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_mf(
+def mf_training(
     train_matrix: sp.csr_matrix,
     valid: pd.DataFrame,
     valid_negatives: pd.DataFrame,
@@ -126,7 +141,7 @@ def train_mf(
     )
 
 
-def train_convncf(
+def convncf_training(
     train_matrix: sp.csr_matrix,
     valid: pd.DataFrame,
     valid_negatives: pd.DataFrame,

@@ -17,7 +17,7 @@ def train_convncf(
     resume_checkpoint: dict | None, ingestion_manifest: dict, params: dict,
 ) -> Iterator[tuple[dict, dict, pd.DataFrame]]:
     """Train ConvNCF with BPR by the chosen recipe; after every epoch yield (checkpoint, best model, history)."""
-    yield from stage.train_convncf(train_matrix, valid, valid_negatives, mf_model, resume_checkpoint,
+    yield from stage.convncf_training(train_matrix, valid, valid_negatives, mf_model, resume_checkpoint,
                                    ingestion_manifest, parse_params(ConvNCFParams, params, "convncf"))
 
 

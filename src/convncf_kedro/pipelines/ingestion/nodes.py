@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 
 from convncf_kedro.config.params import IngestionParams, parse_params
-from convncf_kedro.datasets.raw_files import RawFile
 from convncf_kedro.errors import ParameterError
 from convncf_kedro.interactions import prepare, readers
 from convncf_kedro.interactions.lineage import raw_file_record, seal_ingestion
+from convncf_kedro.interactions.raw_file import RawFile
 
 __all__ = ["clean_and_index", "parse_raw_files", "sample_evaluation_negatives", "seal_ingestion", "split_interactions"]
 

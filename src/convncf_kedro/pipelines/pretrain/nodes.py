@@ -17,7 +17,7 @@ def train_mf(
     ingestion_manifest: dict, params: dict,
 ) -> Iterator[tuple[dict, dict, pd.DataFrame]]:
     """Train MF with BPR; after every epoch yield (checkpoint, best model so far, history)."""
-    yield from stage.train_mf(train_matrix, valid, valid_negatives, resume_checkpoint, ingestion_manifest,
+    yield from stage.mf_training(train_matrix, valid, valid_negatives, resume_checkpoint, ingestion_manifest,
                               parse_params(PretrainParams, params, "pretrain"))
 
 

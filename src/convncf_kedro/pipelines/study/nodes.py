@@ -28,9 +28,9 @@ from convncf_kedro.interactions.lineage import check_same_run, check_trained_on
 from convncf_kedro.models import load_model, saved_info
 from convncf_kedro.tracking import MetricHistory, history_metrics, metric_key, value_metrics
 from convncf_kedro.training.stage import (
+    convncf_training,
+    mf_training,
     seed_everything,
-    train_convncf,
-    train_mf,
     train_stage,
 )
 
@@ -51,7 +51,7 @@ def train_mf_member(
     """MF-BPR pretraining as `train` runs it, with this member's seed."""
     p = parse_params(PretrainParams, pretrain, "pretrain")
     p = p.model_copy(update={"training": p.training.model_copy(update={"seed": seed})})
-    yield from train_mf(train_matrix, valid, valid_negatives, resume_checkpoint, ingestion_manifest, p)
+    yield from mf_training(train_matrix, valid, valid_negatives, resume_checkpoint, ingestion_manifest, p)
 
 
 def train_mf_longer(
@@ -80,7 +80,7 @@ def train_convncf_member(
     s = parse_params(StudyParams, study, "study")
     p = parse_params(ConvNCFParams, {**convncf, "recipe": recipe}, "convncf")
     p = p.model_copy(update={"training": p.training.model_copy(update=_member_budget(s, seed))})
-    yield from train_convncf(train_matrix, valid, valid_negatives, mf_model, resume_checkpoint, ingestion_manifest, p)
+    yield from convncf_training(train_matrix, valid, valid_negatives, mf_model, resume_checkpoint, ingestion_manifest, p)
 
 
 def evaluate_member(
