@@ -40,3 +40,20 @@ def test_kedro_resolves_the_same_datasets_as_the_catalog_written_out_in_full():
     snapshot = yaml.safe_load((ROOT / "tests" / "snapshots" / "catalog_resolved.yml").read_text())
     assert sorted(resolved) == sorted(snapshot)
     assert resolved == snapshot
+
+
+def test_the_registered_pipelines_keep_their_nodes():
+    """Refactoring moves code, not nodes: every pipeline lists the nodes `kedro registry describe` listed before."""
+    code = ("from pathlib import Path\n"
+            "from kedro.framework.startup import bootstrap_project\n"
+            f"bootstrap_project(Path({str(ROOT)!r}))\n"
+            "from kedro.framework.project import pipelines\n"
+            "import json\n"
+            "print(json.dumps({name: [f'{n.name} ({n.func.__name__})' for n in pipelines[name].nodes]\n"
+            "                  for name in pipelines}))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "KEDRO_ENV": "base"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    registered = yaml.safe_load(run.stdout.splitlines()[-1])
+    snapshot = yaml.safe_load((ROOT / "tests" / "snapshots" / "registry_nodes.yml").read_text())
+    assert {name: registered[name] for name in snapshot} == snapshot
