@@ -1,5 +1,7 @@
 """The epoch loop: seeded runs repeat, resumed runs match uninterrupted ones, NaN stops with a clear error."""
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -197,3 +199,27 @@ def test_a_resumed_run_stops_where_the_uninterrupted_one_stops(small_data):
     continued = list(fit(mf(), matrix, users, items, BATCH, loop_phases([PhaseParams(lr_embedding=5.0)]), loop_settings(more_patience),
                          torch.device("cpu"), "mf", resumed[-1]))
     assert [c["epoch"] for c in continued] == [5, 6]
+
+
+def test_a_stage_announces_what_it_will_cost_before_spending_it(small_data, caplog):
+    with caplog.at_level(logging.INFO, logger="convncf_kedro.training.loop"):
+        run(small_data)
+    messages = [record.getMessage() for record in caplog.records]
+    projected = [n for n, message in enumerate(messages) if "triples/s over the first batches" in message]
+    first_epoch_done = next(n for n, message in enumerate(messages) if message.startswith("mf epoch 1/4"))
+    assert len(projected) == 1 and projected[0] < first_epoch_done
+    assert "at most 4 more epochs and 4 validation checks" in messages[projected[0]]
+
+
+def test_a_time_budget_stops_between_epochs_and_keeps_the_best_epoch(small_data):
+    matrix, users, items = small_data
+    budget = TRAINING.model_copy(update={"time_budget_minutes": 1e-6})  # spent by the first epoch
+    torch.manual_seed(TRAINING.seed)
+    checkpoints = list(fit(mf(), matrix, users, items, BATCH, loop_phases(PHASES), loop_settings(budget),
+                           torch.device("cpu"), "mf"))
+    last = checkpoints[-1]
+    assert [c["epoch"] for c in checkpoints] == [1]
+    assert "time budget of 1e-06 min" in last["stopped"] and last["history"][-1]["stopped"] == last["stopped"]
+    assert last["best"]["model"] is not None and last["best"]["epoch"] in (0, 1)
+    unlimited = run(small_data)[0]  # the same first epoch without a budget
+    assert last["best"]["valid_metrics"] == unlimited["best"]["valid_metrics"]

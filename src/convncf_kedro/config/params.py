@@ -97,6 +97,7 @@ class TrainingParams(_Group):
     seed: int = 2018
     resume: bool = True
     log_every_seconds: float = Field(30.0, gt=0)
+    time_budget_minutes: float | None = Field(None, gt=0)  # stop before an epoch that would end past it; None: no limit
 
 
 class PretrainParams(_Group):

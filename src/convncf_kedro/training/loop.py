@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,10 @@ class LoopSettings:
     precision: str
     seed: int
     log_every_seconds: float
+    time_budget_minutes: float | None  # no epoch starts that would end past it (None: no limit)
+
+
+RATE_AFTER_BATCHES = 20  # the step rate a stage's projected time is computed from, after a short warm-up
 
 
 class TrainingDivergedError(RuntimeError):
@@ -151,8 +156,10 @@ def fit(
     def validate(epoch: int) -> dict[str, float]:
         return evaluate_sampled(score, valid_users, valid_items, ks, label=f"{name} at epoch {epoch} (validation)")
 
+    run_started = time.perf_counter()
     run = _resumed(model, phases, training, name, resume_from) if resume_from is not None else \
         _started(model, phases, training, name, validate(0))
+    validation_seconds = time.perf_counter() - run_started if resume_from is None else None
     if run.state["stopped"]:
         yield run.checkpoint(model)
         return
@@ -160,12 +167,17 @@ def fit(
     for epoch in range(run.state["epoch"] + 1, training.epochs + 1):
         run.enter_phase(model, phases, epoch, name)
         started = time.perf_counter()
+        projection = None if epoch_seconds else functools.partial(
+            _log_projection, name, training, training.epochs - epoch + 1, validation_seconds)
         loss, n_triples, train_seconds = _train_epoch(model, run, phases[run.phase].regularised, train_matrix,
-                                                      batch_size, training, device, name, epoch)
+                                                      batch_size, training, device, name, epoch, projection)
         checked = epoch % training.validate_every == 0 or epoch == training.epochs
         metrics = validate(epoch) if checked else {}
         epoch_seconds.append(time.perf_counter() - started)
         _select(model, run.state, epoch, metrics, training)
+        if not run.state["stopped"]:
+            run.state["stopped"] = _over_budget(training, time.perf_counter() - run_started, epoch_seconds,
+                                                run.state["best"]["epoch"])
         run.state["history"].append({
             "epoch": epoch, "phase": run.phase, "loss": loss, "seconds": epoch_seconds[-1],
             "triples_per_second": n_triples / train_seconds, **metrics,
@@ -246,9 +258,11 @@ def _started(model: BPRRecommender, phases: Sequence[LoopPhase], training: LoopS
 
 
 def _train_epoch(model: BPRRecommender, run: _Run, regularised: bool, train_matrix: sp.csr_matrix, batch_size: int,
-                 training: LoopSettings, device: torch.device, name: str, epoch: int) -> tuple[float, int, float]:
+                 training: LoopSettings, device: torch.device, name: str, epoch: int,
+                 projection: Callable[[float, int], None] | None = None) -> tuple[float, int, float]:
     """One pass over the epoch's seeded triples, with progress (rate, ETA) every ``log_every_seconds``; the mean loss,
-    the number of triples and the seconds spent."""
+    the number of triples and the seconds spent. ``projection`` gets the step rate (triples/s) of the first
+    :data:`RATE_AFTER_BATCHES` batches and the epoch's triples."""
     torch.manual_seed(training.seed * 1_000_003 + epoch)  # dropout masks
     users, positives, negatives = sample_triples(train_matrix, np.random.default_rng([training.seed, epoch]))
     n_triples = len(users)
@@ -268,6 +282,9 @@ def _train_epoch(model: BPRRecommender, run: _Run, regularised: bool, train_matr
                 f"{run.state['epoch']}) is kept. Lower the learning rate or raise the L2 weights."
             ) from None
         now = time.perf_counter()
+        if projection is not None and (step + 1 == RATE_AFTER_BATCHES or end >= n_triples):
+            projection(min(end, n_triples) / (now - started), n_triples)
+            projection = None
         if now - last_log >= training.log_every_seconds:
             done = min(end, n_triples)
             rate = done / (now - started)
@@ -276,6 +293,34 @@ def _train_epoch(model: BPRRecommender, run: _Run, regularised: bool, train_matr
                         _format_seconds((n_triples - done) / rate))
             last_log = now
     return loss_sum / n_triples, n_triples, time.perf_counter() - started
+
+
+def _log_projection(name: str, training: LoopSettings, epochs_left: int, validation_seconds: float | None,
+                    triples_per_second: float, n_triples: int) -> None:
+    """What the rest of the stage will cost at the rate just measured, before it is spent: at most ``epochs_left``
+    epochs and their validation checks (timed at epoch 0), against the time budget when there is one."""
+    epoch = n_triples / triples_per_second
+    checks = sum(1 for e in range(training.epochs - epochs_left + 1, training.epochs + 1)
+                 if e % training.validate_every == 0 or e == training.epochs)
+    total = epochs_left * epoch + checks * (validation_seconds or 0.0)
+    budget = ("" if training.time_budget_minutes is None else
+              f"; the time budget of {training.time_budget_minutes:g} min stops it sooner"
+              if total > training.time_budget_minutes * 60 else
+              f"; within the time budget of {training.time_budget_minutes:g} min")
+    logger.info("%s: %s triples/s over the first batches: an epoch takes about %s; at most %d more epochs and %d "
+                "validation checks%s: about %s in all (early stopping usually ends sooner)%s", name,
+                f"{triples_per_second:,.0f}", _format_seconds(epoch), epochs_left, checks,
+                f" ({_format_seconds(validation_seconds)} each)" if validation_seconds else "",
+                _format_seconds(total), budget)
+
+
+def _over_budget(training: LoopSettings, elapsed: float, epoch_seconds: list[float], best_epoch: int) -> str | None:
+    """Why the next epoch does not start: it would end past the time budget (at this run's mean epoch time)."""
+    if training.time_budget_minutes is None or elapsed + np.mean(epoch_seconds) <= training.time_budget_minutes * 60:
+        return None
+    return (f"stopped at the time budget of {training.time_budget_minutes:g} min (training.time_budget_minutes): "
+            f"{_format_seconds(elapsed)} spent, another epoch takes about {_format_seconds(np.mean(epoch_seconds))}; "
+            f"the best epoch so far ({best_epoch}) is kept")
 
 
 def _select(model: BPRRecommender, state: dict[str, Any], epoch: int, metrics: dict[str, float],

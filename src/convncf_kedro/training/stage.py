@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 # resumes (raising `epochs`, `patience` or `min_epochs` continues a finished run) unless it went past what this
 # run would train (loop.resume_refusal: a lower cap starts over).
 _RUN_ONLY = {"resume", "device", "threads", "log_every_seconds", "eval_batch_pairs", "chunk_triples", "epochs", "patience",
-             "min_epochs"}
+             "min_epochs", "time_budget_minutes"}
 
 
 def fingerprint(
