@@ -14,3 +14,16 @@ def test_cpu_runs_compute_denormal_floats_as_zero():
         assert (denormal * 1.0).item() == 0.0  # the slow denormal path is never taken
     finally:
         torch.set_flush_denormal(False)
+
+
+def test_threads_left_unset_take_one_per_core_other_work_leaves_free(monkeypatch):
+    cores = sorted(runtime.os.sched_getaffinity(0))
+    busy_first = [100.0 if core == cores[0] else 3.0 for core in range(max(cores) + 1)]
+    monkeypatch.setattr(runtime.psutil, "cpu_percent", lambda interval, percpu: busy_first)
+    runtime.configure(None, torch.device("cpu"))
+    assert torch.get_num_threads() == max(1, len(cores) - 1)
+    monkeypatch.setattr(runtime.psutil, "cpu_percent", lambda interval, percpu: [100.0] * (max(cores) + 1))
+    runtime.configure(None, torch.device("cpu"))
+    assert torch.get_num_threads() == 1  # never zero
+    runtime.configure(3, torch.device("cpu"))
+    assert torch.get_num_threads() == 3  # a count that is given is kept

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import sys
 
+import psutil
 import torch
 
 logger = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-_DEFAULT_THREADS = torch.get_num_threads()  # torch's own choice, restored when a run asks for no thread count
+BUSY_CORE = 50.0  # % utilisation above which a core counts as taken by other work
 
 
 def keep_freed_memory() -> None:
@@ -41,8 +43,23 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def free_cores(sample_seconds: float = 0.3) -> tuple[int, int]:
+    """How many of this process's cores other work leaves free now (measured over ``sample_seconds``), of how many.
+
+    Torch's default of one thread per core collapses beside another CPU-bound process (its threads wait at every
+    barrier for the one the scheduler parked: ~30× slower measured on 2 cores); one thread per free core does not."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    busy = psutil.cpu_percent(interval=sample_seconds, percpu=True)
+    free = sum(1 for core in allowed if core < len(busy) and busy[core] < BUSY_CORE)
+    return max(1, free), len(allowed)
+
+
 def configure(threads: int | None, device: torch.device) -> None:
-    torch.set_num_threads(threads or _DEFAULT_THREADS)  # an earlier run's count in this process must not leak
+    """``threads``, or (None) one per core left free by other work; see :func:`free_cores`."""
+    if threads is None:
+        threads, cores = free_cores()
+        logger.info("%d of %d cores free of other work: %d torch threads", threads, cores, threads)
+    torch.set_num_threads(threads)  # set on every run: an earlier run's count in this process must not leak
     torch.sparse.check_sparse_tensor_invariants.disable()  # the embeddings' sparse grads come from torch itself
     if device.type == "cpu":
         keep_freed_memory()
