@@ -75,3 +75,18 @@ def test_the_plot_shows_every_model_with_the_best_on_validation_marked():
     (ax,) = plot_models(table).axes
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == ["ease (best on validation)", "MF", "ConvNCF", "itemknn"]  # best test mean first
+
+
+def test_a_baseline_left_out_over_its_memory_budget_is_named_not_lost():
+    from convncf_kedro.pipelines.evaluation.nodes import compare_models
+
+    metrics, per_user = models(ease_lead=0.03)
+    reason = "EASE^R on 33,953 items needs 12.9 GiB, over baselines.memory_budget_gib=8: left out"
+    baseline_metrics = {"itemknn": lambda: metrics["itemknn"], "ease": lambda: {"model": "ease", "left_out": reason}}
+    evaluation = {"ks": [10], "protocols": ["sampled"], "chunk_users": 1, "chunk_items": 1, "batch_pairs": 1,
+                  "bootstrap_resamples": 500, "seed": 0}
+    baselines = {"models": ["itemknn", "ease"], "trials": 1, "memory_budget_gib": 8, "search": {}}
+    table, sentence = compare_models(metrics["MF"], metrics["ConvNCF"], per_user["MF"], per_user["ConvNCF"],
+                                     baseline_metrics, {"itemknn": lambda: per_user["itemknn"]}, evaluation, baselines)
+    assert set(table["model"]) == {"MF", "ConvNCF", "itemknn"}
+    assert sentence.startswith("**Recommendation:** MF") and sentence.endswith(f"Not compared: {reason}.")

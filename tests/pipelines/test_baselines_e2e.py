@@ -1,5 +1,7 @@
 """The baselines stage as a user runs it: tuned on validation only, refused at start when misconfigured."""
 
+import re
+
 import pandas as pd
 import pytest
 from kedro_project import slice_project
@@ -34,12 +36,14 @@ def test_tuning_never_reads_the_test_split(tmp_path):
                                                         "ease": 3, "ials": 3}
 
 
-def test_an_unknown_baseline_or_a_model_too_large_stops_the_run_at_start(tmp_path):
+def test_an_unknown_baseline_stops_the_run_at_start_and_one_too_large_is_left_out_with_why(tmp_path):
     project = slice_project(tmp_path)
     with pytest.raises(ParameterError, match=r"'baselines.models': 'itemknnn' is not a baseline \(did you mean 'itemknn'\?\)"):
         project.run("ingestion", params={"baselines": {"models": ["itemknnn"]}})
     project.run("ingestion")
     project.run("matrix")
-    with pytest.raises(ParameterError, match=r"baselines.memory_budget_gib.*EASE\^R on 1,[0-9]{3} items needs"):
-        project.run("baselines", params={"baselines": {"memory_budget_gib": 0.001}})
-    assert not (project.root / "data/06_models/baselines").exists()  # nothing was fitted
+    project.run("baselines", params={"baselines": {"memory_budget_gib": 0.001, "models": ["toppop", "ease"]}})
+    described = {name: saved_description(load()) for name, load in project.load("baseline_models").items()}
+    assert "left_out" not in described["toppop"]
+    assert re.fullmatch(r"EASE\^R on 1,[0-9]{3} items needs 0\.0[0-9]+ GiB, over baselines.memory_budget_gib=0.001: left "
+                        r"out \(raise the budget to fit it\)", described["ease"]["left_out"])

@@ -70,6 +70,13 @@ class LinearScorer:
                 "described": np.array(json.dumps(described, default=_plain))}
 
 
+def left_out(name: str, reason: str, **extra: Any) -> dict[str, np.ndarray]:
+    """The saved form of a configured baseline that was not fitted, and why (read back by :func:`saved_description`:
+    evaluation reports it instead of losing it)."""
+    described = {"format": SAVED_FORMAT, "model_class": name, "left_out": reason, **extra}
+    return {"described": np.array(json.dumps(described, default=_plain))}
+
+
 def saved_description(saved: dict[str, np.ndarray]) -> dict[str, Any]:
     """What :meth:`LinearScorer.saved` recorded beside the matrices (name, parameters, validation metrics…)."""
     described = json.loads(str(saved["described"])) if "described" in saved else {}

@@ -315,7 +315,7 @@ class BaselinesParams(_Group):
     trials: int = Field(ge=1)  # Optuna trials per tunable model, the same for every one
     seed: int = 2018
     selection_metric: str = Field("ndcg@10", pattern=r"^(hr|ndcg|mrr)@[1-9][0-9]*$")
-    memory_budget_gib: float = Field(gt=0)  # a model that would need more (EASE^R: 12·n_items² bytes) stops the run
+    memory_budget_gib: float = Field(gt=0)  # a model that would need more (EASE^R: 12·n_items² bytes) is left out
     threads: int = Field(1, ge=1)
     search: dict[str, dict[str, SearchRange]]
 

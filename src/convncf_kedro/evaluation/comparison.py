@@ -22,6 +22,17 @@ from convncf_kedro.ranking.metrics import (
 MF, MF_LONGER = "mf", "mf_longer"  # the study's reference and its control
 
 
+def split_left_out(baseline_metrics: Mapping[str, dict]) -> tuple[dict[str, dict], dict[str, str]]:
+    """The baselines that were fitted and evaluated, and those left out (over the memory budget) with why."""
+    fitted = {name: m for name, m in baseline_metrics.items() if "left_out" not in m}
+    return fitted, {name: m["left_out"] for name, m in baseline_metrics.items() if "left_out" in m}
+
+
+def left_out_note(left_out: Mapping[str, str]) -> str:
+    """What the recommendation could not consider, and why."""
+    return "".join(f" Not compared: {reason}." for reason in left_out.values())
+
+
 def best_on_validation(valid: Mapping[str, float | None]) -> str | None:
     """The model with the highest validation metric (None where a model was selected on another metric)."""
     scored = {name: value for name, value in valid.items() if value is not None}
@@ -161,8 +172,9 @@ def compare_variants(
     test_metrics = {member: metrics for member, (metrics, _) in results.items()}
     per_user = {member: frame for member, (_, frame) in results.items()}
     names = list(dict.fromkeys(variant for _, variant in results))
-    fitted = [name for name in b.models if name in baseline_metrics]
-    fitted_metrics = {name: baseline_metrics[name]() for name in fitted}
+    fitted_metrics, left_out = split_left_out({name: baseline_metrics[name]() for name in b.models
+                                                if name in baseline_metrics})
+    fitted = list(fitted_metrics)
     fitted_per_user = {name: baseline_per_user[name]() for name in fitted}
     best = best_on_validation({name: fitted_metrics[name]["valid"].get(b.selection_metric) for name in fitted})
     seeds = sorted({seed for seed, _ in results})
@@ -209,7 +221,7 @@ def compare_variants(
          **{f"{protocol}.{metric}": metrics[protocol][metric] for protocol in s.protocols for metric in s.metrics}}
         for (seed, variant), metrics in test_metrics.items()
     ]
-    return pd.DataFrame(rows), member_rows, sentence
+    return pd.DataFrame(rows), member_rows, sentence + left_out_note(left_out)
 
 
 def _study_recommendation(

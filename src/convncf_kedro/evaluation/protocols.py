@@ -155,6 +155,9 @@ def evaluate_baselines(
     metrics, per_user = {}, {}
     for name, (saved, described) in saved_models.items():
         check_data_fingerprint(f"baseline {name}", described.get("data_fingerprint"), data, "evaluation")
+        if "left_out" in described:  # not fitted (over the memory budget): reported, never compared
+            metrics[name] = {"model": name, "left_out": described["left_out"]}
+            continue
         model = load_baseline(saved)
         info = ModelInfo(model_class=name, config=model.params, selection_metric=described["selection_metric"],
                          valid_metrics=described["valid_metrics"], validated_in="fp32", trained_in="fp32",

@@ -23,7 +23,6 @@ def tune_baselines(
     registry.check_settings(p)
     data = check_same_run(ingestion_manifest, "baselines", train_matrix=train_matrix, valid=valid,
                           valid_negatives=valid_negatives)
-    registry.check_memory(p, train_matrix.shape[1])
     users, items = candidate_matrix(valid, valid_negatives)
     models, trials, curves = tuning.tune_all(train_matrix, users, items, p, data)
     tracked = {metric_key("baselines", name, "trial", f"valid_{p.selection_metric}"): curve

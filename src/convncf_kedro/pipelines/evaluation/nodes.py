@@ -72,15 +72,17 @@ def compare_models(
     sentence that says which to deploy."""
     p = parse_params(EvaluationParams, evaluation, "evaluation")
     b = parse_params(BaselinesParams, baselines, "baselines")
-    names = list(b.models)  # evaluate_baselines refused a run missing any of them
-    test_metrics = {"MF": mf_metrics, "ConvNCF": convncf_metrics, **{n: baseline_metrics[n]() for n in names}}
+    loaded = {n: baseline_metrics[n]() for n in b.models}  # evaluate_baselines refused a run missing any of them
+    fitted, left_out = comparison.split_left_out(loaded)
+    names = list(fitted)
+    test_metrics = {"MF": mf_metrics, "ConvNCF": convncf_metrics, **fitted}
     per_user = {"MF": mf_per_user, "ConvNCF": convncf_per_user, **{n: baseline_per_user[n]() for n in names}}
     table = comparison.model_table(test_metrics, per_user, names, b.selection_metric, p.ks, p.confidence,
                                    p.bootstrap_resamples, p.seed)
     protocol = "full" if "full" in p.protocols else "sampled"  # the advice from full ranking wherever it was run
     sentence = comparison.recommendation(test_metrics, per_user, b.selection_metric, protocol, p.confidence,
                                          p.bootstrap_resamples, p.seed)
-    return table, sentence
+    return table, sentence + comparison.left_out_note(left_out)
 
 
 def tracked_metrics(mf_metrics: dict, convncf_metrics: dict) -> MetricHistory:
