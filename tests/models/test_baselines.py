@@ -1,5 +1,7 @@
 """Each baseline against a direct dense computation of its definition, on MovieLens 100K's first 120 users."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -151,3 +153,28 @@ def test_ials_weighs_an_observed_item_one_plus_alpha_and_a_missing_one_one(alpha
         weighted = users.T * confidence[:, i]
         solved = np.linalg.solve(weighted @ users + 0.1 * np.eye(8), weighted @ dense[:, i])
         np.testing.assert_allclose(items[i], solved, atol=5e-3)
+
+
+def test_tuning_announces_its_cost_and_stops_at_its_share_of_the_time_budget(caplog):
+    import logging
+    import time
+
+    from convncf_kedro.baselines import tuning
+
+    x = sp.random(60, 40, density=0.2, format="csr", random_state=np.random.default_rng(0), dtype=np.float32)
+    x.data[:] = 1
+    users = np.arange(60)
+    items = np.random.default_rng(1).integers(0, 40, size=(60, 6))
+
+    def slow_toppop(point):
+        time.sleep(0.3)
+        return baselines.toppop(x)
+
+    space = {"top_k": {"low": 1, "high": 10}}
+    with caplog.at_level(logging.INFO, logger="convncf_kedro.baselines.tuning"):
+        model, _, table = tuning.tune("itemknn", x, users, items, space, 20, "ndcg@10", 0, slow_toppop,
+                                      budget_seconds=1.0)
+    assert 1 <= len(table) < 20 and model is not None  # the trials started within the budget, the best kept
+    projected = [r.getMessage() for r in caplog.records if "trials projected" in r.getMessage()]
+    assert len(projected) == 1 and re.fullmatch(r"itemknn: 20 trials projected at about ([6-9]|\d\d) s \(its share of "
+                                                r"the time budget: 1 s\)", projected[0])

@@ -64,9 +64,11 @@ def tunable(space: dict[str, dict]) -> bool:
 def tune(
     name: str, x: sp.csr_matrix, valid_users: np.ndarray, valid_items: np.ndarray, space: dict[str, dict],
     trials: int, metric: str, seed: int, fit_model: Callable[[dict[str, Any]], LinearScorer],
+    budget_seconds: float | None = None,
 ) -> tuple[LinearScorer, dict[str, float], pd.DataFrame]:
-    """The best model on validation ``metric`` after ``trials`` TPE trials (one when nothing is tunable), its
-    validation metrics, and every trial (parameters, metric, seconds)."""
+    """The best model on validation ``metric`` after ``trials`` TPE trials (one when nothing is tunable; fewer where
+    ``budget_seconds`` runs out: no trial starts past it), its validation metrics, and every trial (parameters,
+    metric, seconds). The first trial's time gives the projected time of all of them, logged before they run."""
     k = int(metric.split("@")[1])
     rows: list[dict[str, Any]] = []
     best: dict[str, Any] = {"value": -np.inf}
@@ -82,13 +84,17 @@ def tune(
             best.update(value=metrics[metric], model=model, metrics=metrics)
         logger.info("%s trial %d/%d: %s, valid %s %.4f (best %.4f), %.1f s", name, trial.number + 1, n_trials,
                     point, metric, metrics[metric], best["value"], rows[-1]["seconds"])
+        if trial.number == 0 and n_trials > 1:
+            projected = rows[0]["seconds"] * n_trials
+            logger.info("%s: %d trials projected at about %.0f s%s", name, n_trials, projected,
+                        "" if budget_seconds is None else f" (its share of the time budget: {budget_seconds:.0f} s)")
         return metrics[metric]
 
     n_trials = trials if tunable(space) else 1
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=model_seed(seed, name))  # its own stream: models never share points
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.optimize(objective, n_trials=n_trials)
+    study.optimize(objective, n_trials=n_trials, timeout=budget_seconds)
     return best["model"], best["metrics"], pd.DataFrame(rows)
 
 
@@ -104,14 +110,24 @@ def tune_all(train_matrix: sp.csr_matrix, valid_users: np.ndarray, valid_items: 
     models = {name: baselines.left_out(name, reason, data_fingerprint=data_fingerprint)
               for name, reason in skipped.items()}
     trials, curves = [], {}
-    for name in (name for name in p.models if name not in skipped):
-        space = {parameter: spec.model_dump() for parameter, spec in p.search.get(name, {}).items()}
+    fitted = [name for name in p.models if name not in skipped]
+    spaces = {name: {parameter: spec.model_dump() for parameter, spec in p.search.get(name, {}).items()}
+              for name in fitted}
+    tunable_models = [name for name in fitted if tunable(spaces[name])]
+    share = None if p.time_budget_minutes is None else p.time_budget_minutes * 60 / max(1, len(tunable_models))
+    for name in fitted:
         started = time.perf_counter()
-        model, metrics, table = tune(name, train_matrix, valid_users, valid_items, space, p.trials,
+        model, metrics, table = tune(name, train_matrix, valid_users, valid_items, spaces[name], p.trials,
                                      p.selection_metric, p.seed,
-                                     lambda point, name=name: fit(name, train_matrix, point, fitting))
+                                     lambda point, name=name: fit(name, train_matrix, point, fitting),
+                                     share if name in tunable_models else None)
+        stopped = (f"stopped at its share of baselines.time_budget_minutes ({share:.0f} s) after {len(table)} of "
+                   f"{p.trials} trials, the best of them kept" if name in tunable_models and len(table) < p.trials
+                   else None)
+        if stopped:
+            logger.warning("%s: %s", name, stopped)
         models[name] = model.saved(valid_metrics=metrics, selection_metric=p.selection_metric, trials=len(table),
-                                   tuning_seconds=round(time.perf_counter() - started, 1),
+                                   tuning_seconds=round(time.perf_counter() - started, 1), tuning_stopped=stopped,
                                    data_fingerprint=data_fingerprint)
         trials.append(table)
         curves[name] = [{"value": float(v), "step": int(t)}

@@ -317,6 +317,7 @@ class BaselinesParams(_Group):
     selection_metric: str = Field("ndcg@10", pattern=r"^(hr|ndcg|mrr)@[1-9][0-9]*$")
     memory_budget_gib: float = Field(gt=0)  # a model that would need more (EASE^R: 12·n_items² bytes) is left out
     threads: int = Field(1, ge=1)
+    time_budget_minutes: float | None = Field(None, gt=0)  # shared equally by the tunable models; None: no limit
     search: dict[str, dict[str, SearchRange]]
 
 

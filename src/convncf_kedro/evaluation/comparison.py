@@ -67,7 +67,8 @@ def model_table(
                        "candidates": (test_metrics[name].get("full_ranking_candidates") or "every unseen item")
                        if protocol == "full" else "sampled negatives",
                        "parameters": ", ".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}"
-                                               for p, v in (test_metrics[name].get("params") or {}).items())}
+                                               for p, v in (test_metrics[name].get("params") or {}).items())
+                       + (f"; {stopped}" if (stopped := test_metrics[name].get("tuning_stopped")) else "")}
                 if reference is not None and name != reference:
                     compared = paired_difference(values, frames[reference][key].to_numpy(), confidence, resamples, seed)
                     row |= {"vs_best_baseline": compared["difference"], "vs_low": compared["ci_low"],

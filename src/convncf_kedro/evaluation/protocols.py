@@ -170,7 +170,7 @@ def evaluate_baselines(
 
         scored_by = {"precision": "fp32", "precision_check": None, "engine": "numpy/scipy", "params": model.params,
                      "floor_users": model.floor_users, "trials": described["trials"],
-                     "tuning_seconds": described["tuning_seconds"]}
+                     "tuning_seconds": described["tuning_seconds"], "tuning_stopped": described.get("tuning_stopped")}
         metrics[name], per_user[name] = _evaluate(info, name, model.score_pairs, rank_full, scored_by, p, train_matrix,
                                                   valid, test, test_negatives)
     return metrics, per_user
