@@ -85,11 +85,11 @@ def main() -> dict:
     rows = []
     for model in MODELS:
         for busy in (False, True):
-            for threads in (str(cores), "auto"):
+            for threads in (str(cores), "auto", "1"):
                 figure = measure(model, threads, busy)
                 rows.append({"model": model, "beside": "one CPU-bound process" if busy else "nothing",
-                             "threads_asked": "one per core (torch's default)" if threads != "auto" else
-                             "null: one per free core", "threads": figure["threads"],
+                             "threads_asked": {"auto": "null: one per free core", "1": "1"}.get(
+                                 threads, "one per core (torch's default)"), "threads": figure["threads"],
                              "triples_per_second": round(figure["triples_per_second"])})
                 print(rows[-1])  # noqa: T201
     alone = {row["model"]: row["triples_per_second"] for row in rows
