@@ -84,6 +84,7 @@ def train_stage(
     runtime.configure(training.threads, device)
     runtime.check_precision(training.precision, device)
     stamp = fingerprint(model, batch_size, phases, training, data_fingerprint)
+    settings = loop_settings(training)
     resume_from = resume_checkpoint if training.resume else None
     if resume_from is not None and resume_from.get("fingerprint") != stamp:
         logger.warning(
@@ -91,12 +92,12 @@ def train_stage(
             name,
         )
         resume_from = None
-    if resume_from is not None and (refusal := resume_refusal(resume_from, loop_settings(training))):
+    if resume_from is not None and (refusal := resume_refusal(resume_from, settings)):
         logger.warning("%s: not resuming the last checkpoint: %s; starting over", name, refusal)
         resume_from = None
     valid_users, valid_items = candidate_matrix(valid, valid_negatives)
     for checkpoint in fit(model, train_matrix, valid_users, valid_items, batch_size, loop_phases(phases),
-                          loop_settings(training), device, name, resume_from):
+                          settings, device, name, resume_from):
         best_model = {**checkpoint["best"]["model"], "data_fingerprint": data_fingerprint, "stopped": checkpoint["stopped"],
                       **described}
         yield {**checkpoint, "fingerprint": stamp}, best_model, pd.DataFrame(checkpoint["history"])
