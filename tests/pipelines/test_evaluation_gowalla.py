@@ -10,7 +10,8 @@ def test_gowalla_full_ranking_for_a_subset_of_users(kedro_project):
     tiny = {
         "pretrain": {"embedding_size": 8, "batch_size": 8192, "training": {"epochs": 1, "eval_batch_pairs": 65536}},
         "convncf": {"channels": 4, "recipes": {"mf_identity": {"batch_size": 8192}},
-                    "training": {"epochs": 1, "eval_batch_pairs": 65536}},
+                    "training": {"epochs": 1, "eval_batch_pairs": 65536,
+                             "chunk_triples": None}},  # chunks fit d=64, C=32 in cache; a tiny tower wants whole batches
         "evaluation": {"max_users": 40, "chunk_users": 8, "chunk_items": 8192, "batch_pairs": 65536},
         "baselines": {"models": ["toppop"]},  # the floor, at Gowalla's size (EASE^R's 41k² would exceed the budget)
     }

@@ -168,13 +168,19 @@ def positives_matrix(tables: list[pd.DataFrame], n_users: int, n_items: int) -> 
     return matrix
 
 
+CANDIDATES_PER_CHUNK = 1 << 22  # candidate draws held at once: ~0.3 GiB of working arrays, whatever the user count
+
+
 def sample_negatives(
     users: np.ndarray, positives: sp.csr_matrix, n_negatives: int, rng: np.random.Generator
 ) -> pd.DataFrame:
     """``n_negatives`` distinct items per user, uniformly among those the user never interacted with.
 
-    Vectorised rejection sampling: draw candidates for all users at once, drop positives and
-    repeats, and redraw only for the users still short.
+    Vectorised rejection sampling: draw candidates for a chunk of users at once, drop positives and
+    repeats, and redraw only for the users still short. Users go in chunks of about
+    ``CANDIDATES_PER_CHUNK`` draws, so memory stays bounded on a log of any size (a catalog whose users all fit in
+    one chunk — MovieLens 100K, Gowalla at 99 negatives — draws exactly as one pass over every user would).
+    Returns int32 ids (``user``, ``item``), sorted.
     """
     users = np.unique(users)
     n_items = positives.shape[1]
@@ -186,29 +192,39 @@ def sample_negatives(
             f"{available[short][0]} items they never interacted with",
         )
     positive_keys = pair_keys(positives)
-    chosen_users: list[np.ndarray] = []
-    chosen_items: list[np.ndarray] = []
+    per_chunk = max(1, CANDIDATES_PER_CHUNK // (2 * n_negatives + 8))
+    chunks = [_negatives_of(chunk, positive_keys, n_items, n_negatives, rng)
+              for chunk in np.array_split(users, max(1, -(-len(users) // per_chunk)))]
+    return pd.DataFrame({"user": np.concatenate([u for u, _ in chunks]).astype(np.int32),
+                         "item": np.concatenate([i for _, i in chunks]).astype(np.int32)})
+
+
+def _negatives_of(users: np.ndarray, positive_keys: np.ndarray, n_items: int, n_negatives: int,
+                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """One chunk of :func:`sample_negatives` (``users`` ascending): its (user, item) pairs sorted."""
+    first_key, end_key = users[0] * np.int64(n_items), (users[-1] + np.int64(1)) * n_items
+    positive_keys = positive_keys[np.searchsorted(positive_keys, first_key):np.searchsorted(positive_keys, end_key)]
+    chosen_keys: list[np.ndarray] = []
     pending, need = users, np.full(len(users), n_negatives)
     while len(pending):
         cand_users = np.repeat(pending, need * 2 + 8)
         cand_items = rng.integers(0, n_items, size=len(cand_users))
         keys = cand_users.astype(np.int64) * n_items + cand_items
-        taken = np.concatenate([positive_keys, *(u.astype(np.int64) * n_items + i for u, i in zip(chosen_users, chosen_items, strict=True))])
+        taken = np.concatenate([positive_keys, *chosen_keys])
         taken.sort()
         fresh = ~contains_sorted(taken, keys)
-        cand_users, cand_items, keys = cand_users[fresh], cand_items[fresh], keys[fresh]
+        cand_users, keys = cand_users[fresh], keys[fresh]
         _, first = np.unique(keys, return_index=True)  # first draw of each (user, item)
         first.sort()
-        cand_users, cand_items = cand_users[first], cand_items[first]
+        cand_users, keys = cand_users[first], keys[first]
         slot = np.searchsorted(pending, cand_users)
         rank = pd.Series(slot).groupby(slot).cumcount().to_numpy()
         keep = rank < need[slot]
-        chosen_users.append(cand_users[keep])
-        chosen_items.append(cand_items[keep])
+        chosen_keys.append(keys[keep])
         need = need - np.bincount(slot[keep], minlength=len(pending))
         pending, need = pending[need > 0], need[need > 0]
-    out = pd.DataFrame({"user": np.concatenate(chosen_users), "item": np.concatenate(chosen_items)})
-    return out.sort_values(["user", "item"], kind="stable").reset_index(drop=True).astype(np.int64)
+    keys = np.sort(np.concatenate(chosen_keys))
+    return keys // n_items, keys % n_items
 
 
 def pair_keys(matrix: sp.csr_matrix) -> np.ndarray:

@@ -96,7 +96,7 @@ def sample_evaluation_negatives(
     valid_rng, test_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(p.seed).spawn(2))
     valid_negatives = prepare.sample_negatives(valid["user"].to_numpy(), positives, p.n_negatives, valid_rng)
     if len(given_negatives):
-        test_negatives = given_negatives.sort_values(["user", "item"]).reset_index(drop=True).astype(np.int64)
+        test_negatives = given_negatives.sort_values(["user", "item"]).reset_index(drop=True).astype(np.int32)
     else:
         test_negatives = prepare.sample_negatives(test["user"].to_numpy(), positives, p.n_negatives, test_rng)
     return valid_negatives, test_negatives
