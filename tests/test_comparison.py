@@ -81,7 +81,7 @@ def test_a_baseline_left_out_over_its_memory_budget_is_named_not_lost():
     from convncf_kedro.pipelines.evaluation.nodes import compare_models
 
     metrics, per_user = models(ease_lead=0.03)
-    reason = "EASE^R on 33,953 items needs 12.9 GiB, over baselines.memory_budget_gib=8: left out"
+    reason = "EASE^R on 50,000 items needs 9.31 GiB, over baselines.memory_budget_gib=8: left out"
     baseline_metrics = {"itemknn": lambda: metrics["itemknn"], "ease": lambda: {"model": "ease", "left_out": reason}}
     evaluation = {"ks": [10], "protocols": ["sampled"], "chunk_users": 1, "chunk_items": 1, "batch_pairs": 1,
                   "bootstrap_resamples": 500, "seed": 0}

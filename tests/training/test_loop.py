@@ -1,6 +1,7 @@
 """The epoch loop: seeded runs repeat, resumed runs match uninterrupted ones, NaN stops with a clear error."""
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
@@ -211,15 +212,18 @@ def test_a_stage_announces_what_it_will_cost_before_spending_it(small_data, capl
     assert "at most 4 more epochs and 4 validation checks" in messages[projected[0]]
 
 
-def test_a_time_budget_stops_between_epochs_and_keeps_the_best_epoch(small_data):
+def test_a_time_budget_reached_within_the_first_epoch_stops_it_there_and_keeps_the_best(small_data):
     matrix, users, items = small_data
-    budget = TRAINING.model_copy(update={"time_budget_minutes": 1e-6})  # spent by the first epoch
+    budget = TRAINING.model_copy(update={"time_budget_minutes": 1e-6})  # spent by the first step
     torch.manual_seed(TRAINING.seed)
     checkpoints = list(fit(mf(), matrix, users, items, BATCH, loop_phases(PHASES), loop_settings(budget),
                            torch.device("cpu"), "mf"))
     last = checkpoints[-1]
     assert [c["epoch"] for c in checkpoints] == [1]
-    assert "time budget of 1e-06 min" in last["stopped"] and last["history"][-1]["stopped"] == last["stopped"]
-    assert last["best"]["model"] is not None and last["best"]["epoch"] in (0, 1)
-    unlimited = run(small_data)[0]  # the same first epoch without a budget
-    assert last["best"]["valid_metrics"] == unlimited["best"]["valid_metrics"]
+    assert re.fullmatch(rf"stopped within epoch 1 at the time budget of 1e-06 min \(training.time_budget_minutes\): "
+                        rf"{BATCH:,} of its {matrix.nnz:,} triples trained; the best epoch so far \([01]\) is kept",
+                        last["stopped"])
+    assert last["history"][-1]["stopped"] == last["stopped"] and "ndcg@10" in last["history"][-1]  # validated
+    assert last["best"]["model"] is not None
+    unlimited = run(small_data)[0]  # the whole first epoch trains on: a different model
+    assert last["history"][-1]["loss"] != unlimited["history"][1]["loss"]

@@ -156,52 +156,53 @@ def weighted(entities: sp.csr_matrix, weighting: str) -> sp.csr_matrix:
     raise ValueError(f"unknown weighting '{weighting}' (none, tfidf, bm25)")
 
 
-def _top_k_columns(
-    similarity_block: Callable[[np.ndarray], np.ndarray], n: int, top_k: int, block: int = 1024,
-) -> sp.csc_matrix:
-    """(n, n) sparse similarity keeping each column's ``top_k`` largest positive entries, built ``block`` columns
-    at a time from dense ``similarity_block(columns) → (n, len(columns))`` (memory: n × block floats)."""
-    top_k = min(top_k, n)
+def _top_k_rows(similarity_rows: Callable[[np.ndarray], sp.spmatrix], n: int, top_k: int,
+                block: int = 1024) -> sp.csr_matrix:
+    """(n, n) sparse similarity keeping each row's ``top_k`` largest positive entries, built ``block`` rows at a time
+    from sparse ``similarity_rows(rows) → (len(rows), n)``: work and memory follow the co-occurrences, never n²
+    (a dense block of 27 k items spends its time selecting among zeros)."""
     rows, cols, vals = [], [], []
     for start in range(0, n, block):
-        columns = np.arange(start, min(start + block, n))
-        dense = similarity_block(columns)  # (n, C)
-        dense[columns, np.arange(len(columns))] = 0.0  # no self-similarity
-        keep = np.argpartition(-dense, top_k - 1, axis=0)[:top_k] if top_k < n else np.tile(np.arange(n)[:, None], len(columns))
-        values = np.take_along_axis(dense, keep, axis=0)
-        positive = values > 0
-        rows.append(keep[positive])
-        cols.append(np.broadcast_to(columns, keep.shape)[positive])
-        vals.append(values[positive])
-    return sp.csc_matrix((np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
+        part = similarity_rows(np.arange(start, min(start + block, n))).tocoo()
+        row, col, val = part.row.astype(np.int64) + start, part.col, part.data
+        keep = (val > 0) & (col != row)  # positive, no self-similarity
+        row, col, val = row[keep], col[keep], val[keep]
+        order = np.lexsort((-val, row))  # row by row, largest first
+        row, col, val = row[order], col[order], val[order]
+        top = np.arange(len(row)) - np.searchsorted(row, row) < top_k  # rank within its row
+        rows.append(row[top])
+        cols.append(col[top])
+        vals.append(val[top])
+    return sp.csr_matrix((np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
                          shape=(n, n))
 
 
-def cosine_top_k(entities: sp.csr_matrix, top_k: int, shrink: float) -> sp.csc_matrix:
+def cosine_top_k(entities: sp.csr_matrix, top_k: int, shrink: float) -> sp.csr_matrix:
     """(n, n) cosine similarity of the rows of ``entities`` with shrink, ``sim(a, b) = a·b / (‖a‖‖b‖ + shrink)``,
-    top-K per column, no self-similarity."""
-    gram = (entities @ entities.T).tocsc()  # (n, n) sparse co-occurrences
+    top-K per row (the matrix is symmetric before pruning), no self-similarity, a block of rows at a time."""
     norms = np.sqrt(np.asarray(entities.multiply(entities).sum(axis=1)).ravel()).astype(np.float32)
+    features = entities.T.tocsr()  # (m, n)
 
-    def block(columns: np.ndarray) -> np.ndarray:
-        dot = gram[:, columns].toarray()
-        return dot / (np.outer(norms, norms[columns]) + shrink + 1e-12)
+    def block(sources: np.ndarray) -> sp.coo_matrix:
+        dot = (entities[sources] @ features).tocoo()  # (C, n) co-occurrences
+        dot.data /= norms[sources][dot.row] * norms[dot.col] + (shrink + 1e-12)
+        return dot
 
-    return _top_k_columns(block, gram.shape[0], top_k)
+    return _top_k_rows(block, entities.shape[0], top_k)
 
 
 def itemknn(x: sp.csr_matrix, top_k: int, shrink: float, weighting: str = "none") -> LinearScorer:
     """score(u, i) = Σ_j x_uj · sim(j, i), sim kept for the ``top_k`` items most similar to i (cosine, shrink)."""
-    similarity = cosine_top_k(weighted(x.T, weighting), top_k, shrink)  # (items, items), top-K per column i
+    similarity = cosine_top_k(weighted(x.T, weighting), top_k, shrink)  # (items, items), top-K per row i
     return LinearScorer("itemknn", {"top_k": top_k, "shrink": shrink, "weighting": weighting},
-                        sp.csr_matrix(x, dtype=np.float32), similarity)
+                        sp.csr_matrix(x, dtype=np.float32), similarity.T.tocsc())  # column i: i's top-K
 
 
 def userknn(x: sp.csr_matrix, top_k: int, shrink: float, weighting: str = "none") -> LinearScorer:
     """score(u, i) = Σ_v sim(u, v) · x_vi over the ``top_k`` users most similar to u (cosine, shrink)."""
-    similarity = cosine_top_k(weighted(x, weighting), top_k, shrink)  # (users, users), top-K per column u
+    similarity = cosine_top_k(weighted(x, weighting), top_k, shrink)  # (users, users), top-K per row u
     return LinearScorer("userknn", {"top_k": top_k, "shrink": shrink, "weighting": weighting},
-                        similarity.T.tocsr(), sp.csc_matrix(x, dtype=np.float32))
+                        similarity, sp.csc_matrix(x, dtype=np.float32))
 
 
 def rp3beta(x: sp.csr_matrix, alpha: float, beta: float, top_k: int) -> LinearScorer:
@@ -215,35 +216,57 @@ def rp3beta(x: sp.csr_matrix, alpha: float, beta: float, top_k: int) -> LinearSc
     p_iu = sp.diags(1.0 / popularity) @ x.T.tocsr()  # rows sum to 1: item → user
     p_ui.data **= alpha
     p_iu.data **= alpha
-    walk = (p_iu @ p_ui).tocsr()  # (items, items): item → user → item
     penalty = popularity ** -beta
 
-    def rows_as_columns(sources: np.ndarray) -> np.ndarray:  # Wᵀ[:, sources]: pruning Wᵀ's columns prunes W's rows
-        return (walk[sources].toarray() * penalty).T
+    def walk_rows(sources: np.ndarray) -> sp.coo_matrix:  # W[sources]: item → user → item, a block at a time
+        walk = (p_iu[sources] @ p_ui).tocoo()  # (C, items)
+        walk.data *= penalty[walk.col]
+        return walk
 
-    pruned_transpose = _top_k_columns(rows_as_columns, x.shape[1], top_k)
-    return LinearScorer("rp3beta", {"alpha": alpha, "beta": beta, "top_k": top_k}, x, pruned_transpose.T.tocsc())
+    return LinearScorer("rp3beta", {"alpha": alpha, "beta": beta, "top_k": top_k}, x,
+                        _top_k_rows(walk_rows, x.shape[1], top_k).tocsc())
 
 
 def ease_bytes(n_items: int) -> int:
-    """What EASE^R allocates at its peak: the Gram matrix, its inverse and B, float32 (n_items² each)."""
-    return 3 * 4 * n_items * n_items
+    """What EASE^R allocates at its peak: one float32 n_items² matrix (the Gram matrix, inverted and turned into B in
+    place) and a block of columns beside it."""
+    return 4 * n_items * n_items + 4 * n_items * GRAM_BLOCK
+
+
+GRAM_BLOCK = 1024  # items per column block of the dense Gram matrix
 
 
 def ease(x: sp.csr_matrix, l2: float, memory_budget_bytes: int) -> LinearScorer:
-    """EASE^R (Steck 2019): G = XᵀX + λI, P = G⁻¹, B = −P / diag(P) column-wise, diag(B) = 0; score = X · B."""
-    needed = ease_bytes(x.shape[1])
+    """EASE^R (Steck 2019): G = XᵀX + λI, P = G⁻¹, B = −P / diag(P) column-wise, diag(B) = 0; score = X · B.
+
+    One n_items² float32 matrix throughout: G is filled a block of columns at a time (the sparse XᵀX of a large log
+    is nearly dense, at 8 bytes an entry), inverted in place by Cholesky (G is symmetric positive definite for λ > 0;
+    LAPACK's spotrf/spotri, a third of a general inverse's work) and scaled into B in place."""
+    from scipy.linalg import lapack
+
+    n = x.shape[1]
+    needed = ease_bytes(n)
     if needed > memory_budget_bytes:
-        raise TooLargeError(f"EASE^R on {x.shape[1]:,} items needs {needed / 2**30:.1f} GiB, over the budget of "
+        raise TooLargeError(f"EASE^R on {n:,} items needs {needed / 2**30:.1f} GiB, over the budget of "
                             f"{memory_budget_bytes / 2**30:.1f} GiB (baselines.memory_budget_gib)")
     x = sp.csr_matrix(x, dtype=np.float32)
-    gram = (x.T @ x).toarray()
-    gram[np.diag_indices_from(gram)] += l2
-    inverse = np.linalg.inv(gram)
-    del gram
-    weights = inverse / (-np.diag(inverse))
-    weights[np.diag_indices_from(weights)] = 0.0
-    return LinearScorer("ease", {"l2": l2}, x, weights.astype(np.float32))
+    by_item, by_item_column = x.T.tocsr(), x.tocsc()
+    weights = np.empty((n, n), dtype=np.float32, order="F")
+    for start in range(0, n, GRAM_BLOCK):
+        weights[:, start:start + GRAM_BLOCK] = (by_item @ by_item_column[:, start:start + GRAM_BLOCK]).toarray()
+    weights[np.diag_indices(n)] += l2
+    factor, info = lapack.spotrf(weights, lower=True, overwrite_a=True, clean=False)
+    if info == 0:
+        _, info = lapack.spotri(factor, lower=True, overwrite_c=True)
+    if info != 0:
+        raise ValueError(f"EASE^R: XᵀX + λI is not positive definite (LAPACK info {info}); raise baselines' l2 range")
+    for start in range(0, n, GRAM_BLOCK):  # P's upper triangle from its lower one
+        weights[start:start + GRAM_BLOCK, start + GRAM_BLOCK:] = weights[start + GRAM_BLOCK:, start:start + GRAM_BLOCK].T
+        block = weights[start:start + GRAM_BLOCK, start:start + GRAM_BLOCK]
+        block[np.triu_indices(len(block), 1)] = block.T[np.triu_indices(len(block), 1)]
+    weights /= -np.diag(weights).copy()  # column j divided by −P_jj
+    weights[np.diag_indices(n)] = 0.0
+    return LinearScorer("ease", {"l2": l2}, x, weights)
 
 
 def ials(x: sp.csr_matrix, factors: int, regularization: float, alpha: float, iterations: int, seed: int,

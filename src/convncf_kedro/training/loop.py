@@ -57,7 +57,7 @@ class LoopSettings:
     precision: str
     seed: int
     log_every_seconds: float
-    time_budget_minutes: float | None  # no epoch starts that would end past it (None: no limit)
+    time_budget_minutes: float | None  # no epoch starts that would end past it, and one that reaches it stops there (None: no limit)
 
 
 RATE_AFTER_BATCHES = 20  # the step rate a stage's projected time is computed from, after a short warm-up
@@ -164,18 +164,25 @@ def fit(
         yield run.checkpoint(model)
         return
     epoch_seconds: list[float] = []
+    deadline = None if training.time_budget_minutes is None else run_started + training.time_budget_minutes * 60
     for epoch in range(run.state["epoch"] + 1, training.epochs + 1):
         run.enter_phase(model, phases, epoch, name)
         started = time.perf_counter()
         projection = None if epoch_seconds else functools.partial(
             _log_projection, name, training, training.epochs - epoch + 1, validation_seconds)
-        loss, n_triples, train_seconds = _train_epoch(model, run, phases[run.phase].regularised, train_matrix,
-                                                      batch_size, training, device, name, epoch, projection)
-        checked = epoch % training.validate_every == 0 or epoch == training.epochs
+        loss, n_triples, train_seconds, cut_short = _train_epoch(
+            model, run, phases[run.phase].regularised, train_matrix, batch_size, training, device, name, epoch,
+            projection, deadline)
+        checked = cut_short or epoch % training.validate_every == 0 or epoch == training.epochs
         metrics = validate(epoch) if checked else {}
         epoch_seconds.append(time.perf_counter() - started)
         _select(model, run.state, epoch, metrics, training)
-        if not run.state["stopped"]:
+        if cut_short:
+            run.state["stopped"] = (
+                f"stopped within epoch {epoch} at the time budget of {training.time_budget_minutes:g} min "
+                f"(training.time_budget_minutes): {cut_short}; the best epoch so far ({run.state['best']['epoch']}) "
+                "is kept")
+        elif not run.state["stopped"]:
             run.state["stopped"] = _over_budget(training, time.perf_counter() - run_started, epoch_seconds,
                                                 run.state["best"]["epoch"])
         run.state["history"].append({
@@ -259,10 +266,13 @@ def _started(model: BPRRecommender, phases: Sequence[LoopPhase], training: LoopS
 
 def _train_epoch(model: BPRRecommender, run: _Run, regularised: bool, train_matrix: sp.csr_matrix, batch_size: int,
                  training: LoopSettings, device: torch.device, name: str, epoch: int,
-                 projection: Callable[[float, int], None] | None = None) -> tuple[float, int, float]:
+                 projection: Callable[[float, int], None] | None = None,
+                 deadline: float | None = None) -> tuple[float, int, float, str | None]:
     """One pass over the epoch's seeded triples, with progress (rate, ETA) every ``log_every_seconds``; the mean loss,
-    the number of triples and the seconds spent. ``projection`` gets the step rate (triples/s) of the first
-    :data:`RATE_AFTER_BATCHES` batches and the epoch's triples."""
+    the number of triples trained, the seconds spent, and why the pass was cut short (None when it was not): it
+    stops after the step that reaches ``deadline`` (``time.perf_counter()``), so a first epoch longer than the time
+    budget does not overrun it (a 20 M log's ConvNCF epoch is hours). ``projection`` gets the step rate (triples/s)
+    of the first :data:`RATE_AFTER_BATCHES` batches and the epoch's triples."""
     torch.manual_seed(training.seed * 1_000_003 + epoch)  # dropout masks
     users, positives, negatives = sample_triples(train_matrix, np.random.default_rng([training.seed, epoch]))
     n_triples = len(users)
@@ -285,6 +295,8 @@ def _train_epoch(model: BPRRecommender, run: _Run, regularised: bool, train_matr
         if projection is not None and (step + 1 == RATE_AFTER_BATCHES or end >= n_triples):
             projection(min(end, n_triples) / (now - started), n_triples)
             projection = None
+        if deadline is not None and now >= deadline and end < n_triples:
+            return loss_sum / end, end, now - started, f"{end:,} of its {n_triples:,} triples trained"
         if now - last_log >= training.log_every_seconds:
             done = min(end, n_triples)
             rate = done / (now - started)
@@ -292,7 +304,7 @@ def _train_epoch(model: BPRRecommender, run: _Run, regularised: bool, train_matr
                         100 * done // n_triples, f"{done:,}", f"{n_triples:,}", f"{rate:,.0f}",
                         _format_seconds((n_triples - done) / rate))
             last_log = now
-    return loss_sum / n_triples, n_triples, time.perf_counter() - started
+    return loss_sum / n_triples, n_triples, time.perf_counter() - started, None
 
 
 def _log_projection(name: str, training: LoopSettings, epochs_left: int, validation_seconds: float | None,
