@@ -418,6 +418,30 @@ def large_catalog_summary() -> str:
     return "\n".join(out)
 
 
+def scale() -> str:
+    """What a production-size log costs (scale.json): per stage and size, wall time and peak RSS, and the slopes."""
+    r = load("scale")
+    if r is None:
+        return "Not run yet: `python -m benchmarks.scale 1000000 5000000 20000000`."
+    runs, slopes = r["runs"], r["slopes"] or {}
+    stages = list(runs[0]["stages"])
+    header = ["stage", *(f"{run['interactions_after_cleaning'] / 1e6:.2f} M: time, peak RSS" for run in runs),
+              "seconds per million", "bytes per interaction"]
+    rows = [[f"`{stage}`",
+             *(f"{_duration(run['stages'][stage]['seconds'])}, {run['stages'][stage]['peak_rss_mib']:,} MiB"
+               if stage in run["stages"] else "—" for run in runs),
+             f"{slopes[stage]['seconds_per_million']:,}" if stage in slopes else "—",
+             f"{slopes[stage]['bytes_per_interaction']:,}" if stage in slopes else "—"] for stage in stages]
+    sizes = ", ".join(f"{run['interactions_written']:,} written → {run['interactions_after_cleaning']:,} after cleaning "
+                      f"({run['users']:,} users × {run['items']:,} items)" for run in runs)
+    budget = "; ".join(f"{group}: {json.dumps(values)}" for group, values in runs[0]["budget"].items())
+    return (f"Sizes: {sizes}. Budget beyond the shipped parameters: {budget}. {r['machine']}, commit {r['commit']}, "
+            f"{r['date']} (`benchmarks/results/scale.json`; each stage's own commit is in the file). The slopes are "
+            "least-squares lines through the sizes run; the stages with a time budget (`pretrain`, `convncf`, "
+            "`baselines`) are capped by it, so their seconds do not extrapolate.\n\n"
+            + table(header, rows))
+
+
 def cli_startup() -> str:
     r = load("cli_startup")
     return (f"`kedro --help`: {r['median']['this']} s at {r['commit']} against {r['median']['previous']} s at "
@@ -429,7 +453,7 @@ BLOCKS = {"training": training, "training_vs": training_vs, "ingestion": ingesti
           "recipes": recipes, "train_default": train_default, "study": study, "engine": engine, "baselines": baselines,
           "study_progress": study_progress, "cli_startup": cli_startup, "two_stage": two_stage,
           "verdict": verdict, "large_catalog": large_catalog,
-          "large_catalog_summary": large_catalog_summary}
+          "large_catalog_summary": large_catalog_summary, "scale": scale}
 
 
 def render(text: str) -> str:

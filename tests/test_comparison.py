@@ -85,7 +85,8 @@ def test_a_baseline_left_out_over_its_memory_budget_is_named_not_lost():
     baseline_metrics = {"itemknn": lambda: metrics["itemknn"], "ease": lambda: {"model": "ease", "left_out": reason}}
     evaluation = {"ks": [10], "protocols": ["sampled"], "chunk_users": 1, "chunk_items": 1, "batch_pairs": 1,
                   "bootstrap_resamples": 500, "seed": 0}
-    baselines = {"models": ["itemknn", "ease"], "trials": 1, "memory_budget_gib": 8, "search": {}}
+    baselines = {"models": ["itemknn", "ease"], "trials": 1, "memory_budget_gib": 8, "cooccurrence_budget": 1e9,
+                 "search": {}}
     table, sentence = compare_models(metrics["MF"], metrics["ConvNCF"], per_user["MF"], per_user["ConvNCF"],
                                      baseline_metrics, {"itemknn": lambda: per_user["itemknn"]}, evaluation, baselines)
     assert set(table["model"]) == {"MF", "ConvNCF", "itemknn"}

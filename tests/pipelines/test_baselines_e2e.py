@@ -42,8 +42,12 @@ def test_an_unknown_baseline_stops_the_run_at_start_and_one_too_large_is_left_ou
         project.run("ingestion", params={"baselines": {"models": ["itemknnn"]}})
     project.run("ingestion")
     project.run("matrix")
-    project.run("baselines", params={"baselines": {"memory_budget_gib": 0.001, "models": ["toppop", "ease"]}})
+    project.run("baselines", params={"baselines": {"memory_budget_gib": 0.001, "cooccurrence_budget": 100,
+                                                   "models": ["toppop", "ease", "userknn"]}})
     described = {name: saved_description(load()) for name, load in project.load("baseline_models").items()}
     assert "left_out" not in described["toppop"]
     assert re.fullmatch(r"EASE\^R on 1,[0-9]{3} items needs 0\.0[0-9]+ GiB, over baselines.memory_budget_gib=0.001: left "
                         r"out \(raise the budget to fit it\)", described["ease"]["left_out"])
+    assert re.fullmatch(r"userknn needs [0-9.]+e\+0[2-9] co-occurrence products to build its similarity, over "
+                        r"baselines.cooccurrence_budget=100: left out \(raise the budget to fit it\)",
+                        described["userknn"]["left_out"])

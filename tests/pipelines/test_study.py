@@ -25,7 +25,7 @@ from convncf_kedro.training import loop
 
 MEMBERS = {"seeds": [7, 8], "recipes": ["authors", "residual", "mf_identity"]}  # conf/local/study.yml
 STUDY = {"extra_epochs": 1}
-NO_BASELINES = (BaselinesParams(models=[], trials=1, memory_budget_gib=1, search={}), {}, {})
+NO_BASELINES = (BaselinesParams(models=[], trials=1, memory_budget_gib=1, cooccurrence_budget=1e9, search={}), {}, {})
 EVALUATION = EvaluationParams(ks=[10], protocols=["sampled"], chunk_users=1, chunk_items=1, batch_pairs=1,
                               bootstrap_resamples=2000, confidence=0.95, seed=0)
 STUDY_PARAMS = StudyParams.model_validate({"extra_epochs": 1, "protocols": ["sampled"], "metrics": ["ndcg@10"],
@@ -103,7 +103,7 @@ def test_baselines_get_their_own_rows_and_every_variant_its_difference_from_the_
     per_user = {name: (lambda v=v: pd.DataFrame({"protocol": "sampled", "user": users, "ndcg@10": v}))
                 for name, v in baseline_frames.items()}
     baselines = BaselinesParams.model_validate({
-        "models": ["itemknn", "ease"], "trials": 1, "memory_budget_gib": 1,
+        "models": ["itemknn", "ease"], "trials": 1, "memory_budget_gib": 1, "cooccurrence_budget": 1e9,
         "search": {"itemknn": {"top_k": {"value": 5}, "shrink": {"value": 0}, "weighting": {"value": "none"}},
                    "ease": {"l2": {"value": 10.0}}}})
     table, _, sentence = compare_variants(results, STUDY_PARAMS, EVALUATION, baselines, metrics, per_user)

@@ -73,11 +73,18 @@ def check_settings(p: BaselinesParams) -> None:
                 raise ParameterError(f"baselines.search.{name}.{parameter}", f"{values} must be numbers ≥ {lowest:g}")
 
 
-def over_memory(p: BaselinesParams, n_items: int) -> dict[str, str]:
-    """The configured models that would need more than ``memory_budget_gib`` on ``n_items`` items, with why: they are
-    left out (named in the log and the report) and the rest of the run goes on."""
-    budget = int(p.memory_budget_gib * 2**30)
-    if "ease" not in p.models or models.ease_bytes(n_items) <= budget:
-        return {}
-    return {"ease": f"EASE^R on {n_items:,} items needs {models.ease_bytes(n_items) / 2**30:.3g} GiB, over "
-                    f"baselines.memory_budget_gib={p.memory_budget_gib:g}: left out (raise the budget to fit it)"}
+def over_budget(p: BaselinesParams, x: sp.csr_matrix) -> dict[str, str]:
+    """The configured models that would need more than ``memory_budget_gib`` (EASE^R) or more than
+    ``cooccurrence_budget`` products to build their similarity (the neighbourhood models), with why — both known from
+    the training matrix before any fitting: they are left out (named in the log and the report) and the rest of the
+    run goes on."""
+    n_items, out = x.shape[1], {}
+    if "ease" in p.models and models.ease_bytes(n_items) > int(p.memory_budget_gib * 2**30):
+        out["ease"] = (f"EASE^R on {n_items:,} items needs {models.ease_bytes(n_items) / 2**30:.3g} GiB, over "
+                       f"baselines.memory_budget_gib={p.memory_budget_gib:g}: left out (raise the budget to fit it)")
+    for name, products in models.similarity_products(x).items():
+        if name in p.models and products > p.cooccurrence_budget:
+            out[name] = (f"{name} needs {products:.2g} co-occurrence products to build its similarity, over "
+                         f"baselines.cooccurrence_budget={p.cooccurrence_budget:g}: left out (raise the budget to "
+                         "fit it)")
+    return out

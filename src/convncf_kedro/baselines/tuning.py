@@ -24,7 +24,7 @@ from convncf_kedro.ranking.sampled import evaluate_sampled
 
 from . import models as baselines
 from .models import LinearScorer
-from .registry import REGISTRY, Fitting, over_memory
+from .registry import REGISTRY, Fitting, over_budget
 
 logger = logging.getLogger(__name__)
 
@@ -101,10 +101,10 @@ def tune(
 def tune_all(train_matrix: sp.csr_matrix, valid_users: np.ndarray, valid_items: np.ndarray, p: BaselinesParams,
              data_fingerprint: str) -> tuple[dict[str, dict], pd.DataFrame, dict[str, list[dict]]]:
     """Every baseline of ``p.models`` tuned on validation: each best model's saved form (with what chose it), every
-    trial, and the trials' validation curve for MLflow. A model over the memory budget is saved as left out, with
-    why, before any fitting."""
+    trial, and the trials' validation curve for MLflow. A model over the memory or co-occurrence budget is saved as
+    left out, with why, before any fitting."""
     fitting = Fitting(seed=p.seed, threads=p.threads, memory_budget_bytes=int(p.memory_budget_gib * 2**30))
-    skipped = over_memory(p, train_matrix.shape[1])
+    skipped = over_budget(p, train_matrix)
     for name, reason in skipped.items():
         logger.warning("baselines: %s", reason)
     models = {name: baselines.left_out(name, reason, data_fingerprint=data_fingerprint)

@@ -315,7 +315,8 @@ class BaselinesParams(_Group):
     trials: int = Field(ge=1)  # Optuna trials per tunable model, the same for every one
     seed: int = 2018
     selection_metric: str = Field("ndcg@10", pattern=r"^(hr|ndcg|mrr)@[1-9][0-9]*$")
-    memory_budget_gib: float = Field(gt=0)  # a model that would need more (EASE^R: 12·n_items² bytes) is left out
+    memory_budget_gib: float = Field(gt=0)  # a model that would need more (EASE^R: 4·n_items² bytes) is left out
+    cooccurrence_budget: float = Field(gt=0)  # a neighbourhood model whose similarity needs more products is left out
     threads: int = Field(1, ge=1)
     time_budget_minutes: float | None = Field(None, gt=0)  # shared equally by the tunable models; None: no limit
     search: dict[str, dict[str, SearchRange]]

@@ -23,7 +23,7 @@ MF, MF_LONGER = "mf", "mf_longer"  # the study's reference and its control
 
 
 def split_left_out(baseline_metrics: Mapping[str, dict]) -> tuple[dict[str, dict], dict[str, str]]:
-    """The baselines that were fitted and evaluated, and those left out (over the memory budget) with why."""
+    """The baselines that were fitted and evaluated, and those left out (over the memory or co-occurrence budget) with why."""
     fitted = {name: m for name, m in baseline_metrics.items() if "left_out" not in m}
     return fitted, {name: m["left_out"] for name, m in baseline_metrics.items() if "left_out" in m}
 
