@@ -117,10 +117,13 @@ def test_ials_scores_are_its_factors_and_repeat_with_the_seed(x):
     np.testing.assert_array_equal(all_scores(first), all_scores(again))
 
 
-@pytest.mark.parametrize("name", ["itemknn", "userknn", "ials"])
+@pytest.mark.parametrize("name", ["itemknn", "userknn", "ials", "ease with its floor"])
 def test_pair_scores_are_the_block_scores(x, name):
+    cold = sp.csr_matrix(sp.diags((np.arange(x.shape[0]) >= 3).astype(np.float32)) @ x)  # users 0-2: no training
+    cold.eliminate_zeros()                                                                # rows, the floor scores them
     fitted = {"itemknn": lambda: baselines.itemknn(x, 30, 2), "userknn": lambda: baselines.userknn(x, 30, 2),
-              "ials": lambda: baselines.ials(x, 8, 1e-3, 2.0, 3, 0, 1)}[name]()
+              "ials": lambda: baselines.ials(x, 8, 1e-3, 2.0, 3, 0, 1),
+              "ease with its floor": lambda: baselines.with_floor(baselines.ease(cold, 100.0, 2**30), cold)}[name]()
     rng = np.random.default_rng(0)
     users, items = rng.integers(0, 120, 500), rng.integers(0, 1682, 500)
     np.testing.assert_allclose(fitted.score_pairs(users, items, batch_pairs=64),

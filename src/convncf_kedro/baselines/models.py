@@ -53,7 +53,15 @@ class LinearScorer:
         item_rows = self.item_side.T.tocsr() if sp.issparse(self.item_side) else self.item_side.T
         for start in range(0, len(users), batch_pairs):
             u, i = users[start:start + batch_pairs], items[start:start + batch_pairs]
-            left, right = self.user_side[u], item_rows[i]
+            left = self.user_side[u]
+            if sp.issparse(left) and not sp.issparse(self.item_side):
+                # Σ_j A[u, j] B[j, i] over A's stored entries only: EASE^R's dense B row is n_items floats a pair
+                left = sp.csr_matrix(left)
+                pair = np.repeat(np.arange(len(u)), np.diff(left.indptr))
+                out[start:start + len(u)] = np.bincount(
+                    pair, weights=left.data * self.item_side[left.indices, i[pair]], minlength=len(u))
+                continue
+            right = item_rows[i]
             if sp.issparse(left) or sp.issparse(right):
                 product = sp.csr_matrix(left).multiply(right) if sp.issparse(left) else sp.csr_matrix(right).multiply(left)
                 out[start:start + len(u)] = np.asarray(product.sum(axis=1)).ravel()
@@ -125,13 +133,12 @@ def with_floor(model: LinearScorer, x: sp.csr_matrix) -> LinearScorer:
     if not cold.any():
         return model
     popularity = np.asarray(x.sum(axis=0), dtype=np.float32)  # (1, n_items)
-    stack_h, stack_v = (sp.hstack, sp.vstack) if sp.issparse(model.user_side) or sp.issparse(model.item_side) else (
-        np.hstack, np.vstack)
-    user_side = stack_h([model.user_side, cold])
-    item_side = stack_v([model.item_side, popularity])
-    return dataclasses.replace(model, user_side=sp.csr_matrix(user_side) if sp.issparse(user_side) else user_side,
-                               item_side=sp.csc_matrix(item_side) if sp.issparse(item_side) else item_side,
-                               floor_users=int(cold.sum()))
+    # each side keeps its kind: EASE^R's dense B beside a sparse X must not become a sparse matrix of n² entries
+    user_side = (sp.hstack([model.user_side, sp.csr_matrix(cold)], format="csr") if sp.issparse(model.user_side)
+                 else np.hstack([model.user_side, cold]))
+    item_side = (sp.vstack([model.item_side, sp.csr_matrix(popularity)], format="csc") if sp.issparse(model.item_side)
+                 else np.vstack([model.item_side, popularity]))
+    return dataclasses.replace(model, user_side=user_side, item_side=item_side, floor_users=int(cold.sum()))
 
 
 # --- the models --------------------------------------------------------------------------------------------
