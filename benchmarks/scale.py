@@ -88,8 +88,8 @@ def slopes(runs: list[dict]) -> dict:
         seconds = np.array([run["stages"][stage]["seconds"] for run in runs])
         rss = np.array([run["stages"][stage]["peak_rss_mib"] for run in runs]) * 2**20
         (s_slope, s_fixed), (b_slope, b_fixed) = np.polyfit(n, seconds, 1), np.polyfit(n, rss, 1)
-        out[stage] = {"seconds_per_million": round(s_slope * 1e6, 1), "fixed_seconds": round(s_fixed, 1),
-                      "bytes_per_interaction": round(b_slope), "fixed_mib": round(b_fixed / 2**20)}
+        out[stage] = {"seconds_per_million": round(float(s_slope) * 1e6, 1), "fixed_seconds": round(float(s_fixed), 1),
+                      "bytes_per_interaction": round(float(b_slope)), "fixed_mib": round(float(b_fixed) / 2**20)}
     return out
 
 
