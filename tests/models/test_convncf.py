@@ -93,6 +93,23 @@ def test_loss_is_bpr_plus_the_authors_l2_terms_and_bpr_alone_unregularised():
     torch.testing.assert_close(model.calculate_loss(batch, regularised=False), bpr)
 
 
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse (as trained)"])
+def test_one_lookup_per_table_gives_the_gradients_of_the_loss_as_written(sparse):
+    """calculate_loss looks each table up once (the L2 reads the same rows); the gradients are those of the loss
+    written out with a lookup per term, users and items repeated in the batch included."""
+    written, once = random_model(reg_embedding=0.1, reg_conv=0.2), random_model(reg_embedding=0.1, reg_conv=0.2)
+    once.load_state_dict(written.state_dict())
+    for model in (written, once):
+        model.user_embedding.sparse = model.item_embedding.sparse = sparse
+    user, item = pairs(16)
+    user, neg = user % 5, (item * 3) % 50  # users repeat, and some negatives are another triple's positive
+    bpr = ConvNCFBPRLoss()(written(user, item), written(user, neg))
+    (bpr + written.reg_loss(user, item, neg)).backward()
+    once.calculate_loss({"user": user, "item": item, "neg_item": neg}).backward()
+    for (name, expected), actual in zip(written.named_parameters(), once.parameters(), strict=True):
+        torch.testing.assert_close(actual.grad.to_dense(), expected.grad.to_dense(), msg=name)
+
+
 def test_gradients_reach_every_parameter_but_the_output_bias():
     model = random_model(d=16, channels=8)
     user, item = pairs(32)

@@ -1,8 +1,13 @@
 """Which checkpoints a training stage resumes from."""
 
+import gc
+import weakref
+
 import numpy as np
 import pandas as pd
 import torch
+from kedro.pipeline import Node
+from more_itertools import interleave
 
 from convncf_kedro.config.params import PhaseParams, TrainingParams
 from convncf_kedro.interactions.lineage import content_hash
@@ -54,3 +59,24 @@ def test_fingerprint_follows_starting_weights_and_data_not_run_settings():
     other_phases = [PhaseParams(lr_embedding=0.01)]
     assert fingerprint(model(), 64, other_phases, TRAINING, data(matrix, valid, negatives)) != base
 
+
+
+def test_kedro_keeps_no_earlier_epoch_alive_once_it_asks_for_the_next():
+    """Kedro splits a generator node's tuples with itertools.tee, which holds every item of a block of 57: an epoch's
+    checkpoint must not stay in memory after the runner has saved it and moved on (it is three model copies)."""
+    matrix, valid, negatives = tiny_data()
+    training = TRAINING.model_copy(update={"epochs": 6, "patience": 10})
+
+    def train(resume_checkpoint):
+        yield from train_stage("mf", model(), matrix, valid, negatives, resume_checkpoint, *SCHEDULE, training,
+                               data(matrix, valid, negatives))
+
+    node = Node(train, "resume", ["checkpoint", "model", "history"])
+    streams = node.run({"resume": None}).values()
+    weights = []  # the user embedding of every epoch's checkpoint, as the runner saw it
+    for output in interleave(*streams):  # what Kedro's sequential runner does between saves
+        if isinstance(output, dict) and "optimizer_states" in output:
+            weights.append(weakref.ref(output["model"]["state_dict"]["user_embedding.weight"]))
+    gc.collect()
+    assert len(weights) == 6
+    assert [w() is None for w in weights] == [True] * 6

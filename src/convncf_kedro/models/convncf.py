@@ -91,9 +91,8 @@ class ConvNCF(BPRRecommender):
         x = x.reshape(batch, self.config.channels)  # (B, C): the 1×1 map
         return self.predict_layer(self.dropout(x)).squeeze(-1)
 
-    def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-        # user, item: (B,) int64 → (B,) float
-        p, q = self.user_embedding(user), self.item_embedding(item)
+    def interact(self, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        # p, q: (B, d) → (B,)
         score = self.tower(p, q)
         return score + (p * q).sum(-1) if self.config.residual else score
 

@@ -29,9 +29,9 @@ class MF(BPRRecommender):
         nn.init.normal_(self.user_embedding.weight, std=config.init_std)
         nn.init.normal_(self.item_embedding.weight, std=config.init_std)
 
-    def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-        # user, item: (B,) int64 → (B,) float
-        return (self.user_embedding(user) * self.item_embedding(item)).sum(dim=-1)
+    def interact(self, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        # p, q: (B, d) → (B,)
+        return (p * q).sum(dim=-1)
 
     def score_block(self, users: torch.Tensor, items: torch.Tensor, batch_pairs: int = 65536) -> torch.Tensor:
         """(U,) users × (I,) items → (U, I) scores, one matmul."""

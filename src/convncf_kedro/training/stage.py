@@ -78,7 +78,10 @@ def train_stage(
     """Yield ``(checkpoint, best_model, history)`` after every epoch, for Kedro to save each time.
 
     The best model carries ``data_fingerprint`` (the ingestion run it was trained on) and ``described``
-    (e.g. the recipe's name).
+    (e.g. the recipe's name). Each epoch's two dicts are emptied when the next epoch is asked for (read them
+    before): Kedro has saved them by then, and its generator nodes split the yielded tuples with
+    ``itertools.tee``, which keeps every item of a block of 57 alive until the block is passed. Three model-sized
+    copies an epoch stayed in memory (2.6 GiB after 8 epochs of MF on a 1 M-row log, measured with memray).
     """
     device = runtime.resolve_device(training.device)
     runtime.configure(training.threads, device)
@@ -100,7 +103,10 @@ def train_stage(
                           settings, device, name, resume_from):
         best_model = {**checkpoint["best"]["model"], "data_fingerprint": data_fingerprint, "stopped": checkpoint["stopped"],
                       **described}
-        yield {**checkpoint, "fingerprint": stamp}, best_model, pd.DataFrame(checkpoint["history"])
+        saved = {**checkpoint, "fingerprint": stamp}
+        yield saved, best_model, pd.DataFrame(checkpoint["history"])
+        for epoch_output in (saved, best_model, checkpoint):
+            epoch_output.clear()
 
 
 def loop_phases(phases: Sequence[PhaseParams]) -> list[LoopPhase]:
