@@ -3,10 +3,11 @@ default threads (one per core) and with the project's choice (one per core other
 ``training.threads: null``).
 
 Run: python -m benchmarks.busy_machine     (nothing else running: the benchmark starts its own busy process)
-Each figure times the project's ``train_step`` (the step the training loop runs) on MovieLens 100K's triples, in a
-fresh process per condition (so one thread pool never carries into the next), for ``SECONDS`` after a warm-up; the
-busy process is a pure-Python loop started before, and stopped after, each measurement. Writes
-benchmarks/results/busy_machine.json with the machine and commit.
+Each figure times the project's ``train_step`` (the step the training loop runs) in a fresh process per condition (so
+one thread pool never carries into the next), for ``SECONDS`` after a warm-up; the busy process is a pure-Python loop
+started before, and stopped after, each measurement. Workloads: MovieLens 100K's triples, and for MF also the
+training matrix of benchmarks/scale.py's 20 M-row log (138,000 users × 27,000 items: embedding tables far larger
+than the caches) where that run has left it. Writes benchmarks/results/busy_machine.json with the machine and commit.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from benchmarks._gemm import commit, machine
 RESULTS = Path(__file__).resolve().parent / "results"
 SECONDS = 8.0
 MODELS = {"mf": 1024, "convncf": 256}  # batch sizes as shipped (conf/base/parameters_{pretrain,convncf}.yml)
+LARGE_LOG = Path(__file__).resolve().parent / ".work" / "scale-20000000" / "data" / "05_model_input" / "train_matrix.npz"
 
 MEASURE = """
 import json, sys, time
-import numpy as np, pandas as pd, torch
+import numpy as np, pandas as pd, scipy.sparse as sp, torch
 from benchmarks.training_throughput import SHARED, shipped_chunk_triples
 from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.models import MF, ConvNCF, ConvNCFConfig, MFConfig, Phase
@@ -36,15 +38,21 @@ from convncf_kedro.training.loop import optimisers_for, train_step
 from convncf_kedro.training.sampler import sample_triples
 
 model_name, batch_size, threads, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+workload = sys.argv[5]
 runtime.configure(None if threads == "auto" else int(threads), torch.device("cpu"))
-raw = pd.read_csv(SHARED / "ml-100k/u.data", sep="\\t", names=["user", "item", "rating", "ts"])
-matrix = positives_matrix([pd.DataFrame({"user": raw["user"] - 1, "item": raw["item"] - 1})], 943, 1682)
+if workload == "ml-100k":
+    raw = pd.read_csv(SHARED / "ml-100k/u.data", sep="\\t", names=["user", "item", "rating", "ts"])
+    matrix = positives_matrix([pd.DataFrame({"user": raw["user"] - 1, "item": raw["item"] - 1})], 943, 1682)
+else:
+    matrix = sp.load_npz(workload).tocsr()
+    matrix.sort_indices()
 users, positives, negatives = sample_triples(matrix, np.random.default_rng(0))
+n_users, n_items = matrix.shape
 torch.manual_seed(0)
 if model_name == "mf":
-    model, chunk = MF(MFConfig(943, 1682, 64, reg_embedding=1e-4)), None
+    model, chunk = MF(MFConfig(n_users, n_items, 64, reg_embedding=1e-4)), None
 else:
-    model = ConvNCF(ConvNCFConfig(943, 1682, 64, 32, reg_embedding=1e-4, reg_conv=1e-4, reg_out=1e-4))
+    model = ConvNCF(ConvNCFConfig(n_users, n_items, 64, 32, reg_embedding=1e-4, reg_conv=1e-4, reg_out=1e-4))
     chunk = shipped_chunk_triples()
 optimisers = optimisers_for(model, Phase(lr_embedding=0.05, lr_tower=0.05))
 n = len(users)
@@ -65,12 +73,12 @@ print(json.dumps({"triples_per_second": done / (time.perf_counter() - begin), "t
 """
 
 
-def measure(model: str, threads: str, busy: bool) -> dict:
+def measure(model: str, threads: str, busy: bool, workload: str) -> dict:
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
     try:
         if busy:
             time.sleep(1.0)  # let the scheduler see it
-        run = subprocess.run([sys.executable, "-c", MEASURE, model, str(MODELS[model]), threads, str(SECONDS)],
+        run = subprocess.run([sys.executable, "-c", MEASURE, model, str(MODELS[model]), threads, str(SECONDS), workload],
                              check=True, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1],
                              env={**os.environ, "KEDRO_DISABLE_TELEMETRY": "1"})
     finally:
@@ -82,22 +90,26 @@ def measure(model: str, threads: str, busy: bool) -> dict:
 
 def main() -> dict:
     cores = len(os.sched_getaffinity(0))
+    workloads = [(model, "ml-100k") for model in MODELS]
+    if LARGE_LOG.exists():
+        workloads.append(("mf", str(LARGE_LOG)))
     rows = []
-    for model in MODELS:
+    for model, workload in workloads:
+        name = "ml-100k" if workload == "ml-100k" else "20 M-row log (138k × 27k)"
         for busy in (False, True):
             for threads in (str(cores), "auto", "1"):
-                figure = measure(model, threads, busy)
-                rows.append({"model": model, "beside": "one CPU-bound process" if busy else "nothing",
+                figure = measure(model, threads, busy, workload)
+                rows.append({"model": model, "workload": name, "beside": "one CPU-bound process" if busy else "nothing",
                              "threads_asked": {"auto": "null: one per free core", "1": "1"}.get(
                                  threads, "one per core (torch's default)"), "threads": figure["threads"],
                              "triples_per_second": round(figure["triples_per_second"])})
                 print(rows[-1])  # noqa: T201
-    alone = {row["model"]: row["triples_per_second"] for row in rows
+    alone = {(row["model"], row["workload"]): row["triples_per_second"] for row in rows
              if row["beside"] == "nothing" and row["threads_asked"].startswith("null")}
     for row in rows:
-        row["fraction_of_alone"] = round(row["triples_per_second"] / alone[row["model"]], 3)
+        row["fraction_of_alone"] = round(row["triples_per_second"] / alone[row["model"], row["workload"]], 3)
     result = {
-        "benchmark": "training beside other work: train_step triples/s, ml-100k triples, fp32, shipped batch sizes",
+        "benchmark": "training beside other work: train_step triples/s, fp32, shipped batch sizes",
         "seconds_per_figure": SECONDS, "cores": cores, "rows": rows, "machine": machine(), "commit": commit(),
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
     }

@@ -442,6 +442,16 @@ def scale() -> str:
             + table(header, rows))
 
 
+def busy_machine() -> str:
+    """Training beside other work (busy_machine.json): triples/s per model, workload, neighbour and thread choice."""
+    r = load("busy_machine")
+    rows = [[row["model"], row.get("workload", "ml-100k"), row["beside"], row["threads_asked"], row["threads"],
+             f"{row['triples_per_second']:,}", f"{row['fraction_of_alone']:.2f}"] for row in r["rows"]]
+    return (f"{r['machine']}, commit {r['commit']}, {r['date']} (`benchmarks/results/busy_machine.json`), "
+            f"{r['seconds_per_figure']:g} s per figure.\n\n"
+            + table(["model", "workload", "beside", "threads asked", "threads", "triples/s", "fraction of alone"], rows))
+
+
 def cli_startup() -> str:
     r = load("cli_startup")
     return (f"`kedro --help`: {r['median']['this']} s at {r['commit']} against {r['median']['previous']} s at "
@@ -453,7 +463,7 @@ BLOCKS = {"training": training, "training_vs": training_vs, "ingestion": ingesti
           "recipes": recipes, "train_default": train_default, "study": study, "engine": engine, "baselines": baselines,
           "study_progress": study_progress, "cli_startup": cli_startup, "two_stage": two_stage,
           "verdict": verdict, "large_catalog": large_catalog,
-          "large_catalog_summary": large_catalog_summary, "scale": scale}
+          "large_catalog_summary": large_catalog_summary, "scale": scale, "busy_machine": busy_machine}
 
 
 def render(text: str) -> str:
