@@ -10,6 +10,7 @@ from convncf_kedro.interactions.prepare import (
     index_ids,
     positives_matrix,
     sample_negatives,
+    sample_users,
     split_leave_one_out,
 )
 
@@ -126,6 +127,22 @@ def test_validation_users_samples_who_is_validated_and_the_others_item_trains():
     assert len(train) + len(valid) == len(everyone[0]) + len(everyone[1])
     unvalidated = everyone[1][~everyone[1]["user"].isin(valid["user"])]
     assert unvalidated.merge(train, on=["user", "item"]).shape[0] == len(unvalidated) == 40
+
+
+def test_sample_users_is_seeded_keeps_each_users_rows_and_every_item():
+    rows = [(str(u), str(i), 1, i) for u in range(50) for i in range(u % 7 + 1)]
+    log = prepared(rows)
+    user_map = pd.DataFrame({"index": range(50), "raw_id": [str(u) for u in range(50)]})
+    negatives = pd.DataFrame({"user": [3, 40], "item": [9, 9]})
+    sampled, kept_negatives, users = sample_users(log, negatives, user_map, 10, seed=1)
+    assert sample_users(log, negatives, user_map, 10, seed=1)[2].equals(users)
+    assert not sample_users(log, negatives, user_map, 10, seed=2)[2].equals(users)
+    assert users["index"].tolist() == list(range(10)) and users["raw_id"].astype(int).is_monotonic_increasing
+    original = users["raw_id"].astype(int).to_numpy()
+    for new, old in enumerate(original):
+        assert sorted(sampled.loc[sampled["user"] == new, "item"]) == sorted(log.loc[log["user"] == old, "item"])
+    assert set(original[kept_negatives["user"]]) <= {3, 40}
+    assert sample_users(log, negatives, user_map, 50, seed=1)[0] is log  # not more than there are: unchanged
 
 
 def test_no_user_long_enough_to_split_names_the_parameter():

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from kedro_project import SHARED_DATASETS
+from kedro_project import SHARED_DATASETS, KedroProject
 
 from convncf_kedro.errors import InputDataError
 
@@ -149,3 +149,25 @@ def test_bad_given_negatives_are_resampled_or_dropped_and_counted(kedro_project,
     assert negatives.groupby("user").size().drop(0).eq(99).all()
     stats = project.load("dataset_statistics")["negatives_per_user"]["test"]
     assert (stats["min"], stats["max"]) == (negatives_of_user0, 99)
+
+
+def test_a_seeded_user_sample_keeps_every_item_and_those_users_whole(tmp_path):
+    """ingestion.sample_users: Gowalla's catalog and sparsity at a fraction of its training cost."""
+    full, sampled = KedroProject(tmp_path / "full"), KedroProject(tmp_path / "sampled")
+    for project in (full, sampled):
+        project.use_dataset("gowalla")
+    full.run("ingestion")
+    sampled.run("ingestion", params={"ingestion": {"sample_users": 2000, "validation_users": 1000}})
+    users = sampled.load("user_map")
+    assert len(users) == 2000 and users["index"].tolist() == list(range(2000))
+    assert sampled.load("item_map").equals(full.load("item_map"))  # all 40,981 items, same indices
+    to_full = dict(zip(full.load("user_map")["raw_id"], full.load("user_map")["index"], strict=True))
+    in_full = users["raw_id"].map(to_full).to_numpy()
+    everything = {split: full.load(split) for split in ("train", "valid", "test")}
+    mine = {split: sampled.load(split).assign(user=lambda f: in_full[f["user"]]) for split in ("train", "valid", "test")}
+    assert pairs(mine["test"]) == pairs(everything["test"][everything["test"]["user"].isin(in_full)])  # given test, whole
+    kept = pd.concat(everything.values())
+    assert pairs(pd.concat(mine.values())) == pairs(kept[kept["user"].isin(in_full)])  # nothing lost, nothing made up
+    assert mine["valid"]["user"].nunique() == 1000
+    report = sampled.load("cleaning_report")
+    assert report["interactions"] + report["dropped_rows"]["users_not_sampled"] == full.load("cleaning_report")["interactions"]

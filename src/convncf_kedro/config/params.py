@@ -54,6 +54,7 @@ class IngestionParams(_Group):
     min_interactions: int = Field(3, ge=3)
     untimed_holdout: Literal["last", "random"] = "random"
     validation_users: int | None = Field(None, ge=1)
+    sample_users: int | None = Field(None, ge=1)
     n_negatives: int = Field(99, ge=1)
     given_negatives: Literal["strict", "resample", "drop"] = "resample"
     on_raw_change: Literal["refuse", "warn"] = "refuse"

@@ -89,6 +89,25 @@ def index_ids(
     return log, negatives, user_map, item_map, int((~known).sum())
 
 
+def sample_users(
+    log: pd.DataFrame, negatives: pd.DataFrame, user_map: pd.DataFrame, n_users: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A seeded sample of ``n_users`` indexed users with all their interactions (and given negatives), re-indexed
+    ``0..n_users-1`` in their original order; the item index is left whole, so every item stays in the catalog.
+    Returns ``(log, negatives, user_map)``; all of it unchanged when there are no more users than ``n_users``."""
+    if n_users >= len(user_map):
+        return log, negatives, user_map
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(5)[4])  # the split uses streams 0-3
+    kept = np.sort(rng.choice(len(user_map), size=n_users, replace=False))
+    new_index = np.full(len(user_map), -1, dtype=np.int64)
+    new_index[kept] = np.arange(n_users)
+    log = log[new_index[log["user"].to_numpy()] >= 0]
+    negatives = negatives[new_index[negatives["user"].to_numpy()] >= 0]
+    return (log.assign(user=new_index[log["user"].to_numpy()]).reset_index(drop=True),
+            negatives.assign(user=new_index[negatives["user"].to_numpy()]).reset_index(drop=True),
+            pd.DataFrame({"index": np.arange(n_users), "raw_id": user_map["raw_id"].to_numpy()[kept]}))
+
+
 def split_leave_one_out(
     log: pd.DataFrame, min_interactions: int, untimed_holdout: str, seed: int, n_items: int,
     validation_users: int | None = None,

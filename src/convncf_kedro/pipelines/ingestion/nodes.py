@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -10,6 +12,8 @@ from convncf_kedro.errors import ParameterError
 from convncf_kedro.interactions import prepare, readers
 from convncf_kedro.interactions.lineage import raw_file_record, seal_ingestion
 from convncf_kedro.interactions.raw_file import RawFile
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["clean_and_index", "parse_raw_files", "sample_evaluation_negatives", "seal_ingestion", "split_interactions"]
 
@@ -59,6 +63,12 @@ def clean_and_index(
     p = parse_params(IngestionParams, params, "ingestion")
     log, dropped = prepare.clean_log(raw_log, p.rating_threshold, p.k_core)
     log, negatives, user_map, item_map, dropped_negatives = prepare.index_ids(log, given_negatives)
+    if p.sample_users is not None:
+        before, users_before = len(log), len(user_map)
+        log, negatives, user_map = prepare.sample_users(log, negatives, user_map, p.sample_users, p.seed)
+        dropped["users_not_sampled"] = before - len(log)
+        logger.info("ingestion.sample_users: %s of %s users kept with their %s interactions; all %s items kept",
+                    f"{len(user_map):,}", f"{users_before:,}", f"{len(log):,}", f"{len(item_map):,}")
     report = {
         "raw_interactions": len(raw_log),
         "interactions": len(log),
