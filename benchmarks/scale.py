@@ -3,7 +3,7 @@ synthetic logs shaped like MovieLens 20M (benchmarks/synthetic_log.py: 138,000 u
 sizes — wall seconds and peak RSS per stage, and per stage the slope across sizes (seconds and bytes per
 interaction, a least-squares line through the sizes run), written as a table and a plot.
 
-Run: python -m benchmarks.scale 1000000 5000000 [20000000]
+Run: python -m benchmarks.scale 1000000 5000000 20000000
 Each size runs in the work project benchmarks/.work/scale-<size> (logs/<stage>.log there) with the shipped
 parameters and BUDGET below (written to conf/local), the budget a user of such a log would set: stages already run
 with the same budget are skipped on a rerun. Measure alone: another process on a 2-core machine halves the figures.
@@ -76,6 +76,7 @@ def run_size(interactions: int) -> dict:
         print(f"  {figures}", flush=True)  # noqa: T201
         progress_path.write_text(json.dumps(progress, indent=1))
     report = project.load("cleaning_report")
+    progress["stages"] = {stage: progress["stages"][stage] for stage in STAGES}  # a stage rerun keeps its place
     return {"interactions_written": interactions, "interactions_after_cleaning": report["interactions"],
             "users": len(project.load("user_map")), "items": len(project.load("item_map")), **progress}
 
