@@ -16,6 +16,7 @@ from kedro_project import KedroProject, slice_project
 from convncf_kedro.errors import StaleModelError
 from convncf_kedro.models import ConvNCF, load_model, saved_info
 from convncf_kedro.ranking.sampled import candidate_matrix
+from convncf_kedro.training import runtime
 
 pytestmark = pytest.mark.e2e
 
@@ -54,14 +55,28 @@ def validation_scores(project: KedroProject, saved: dict) -> np.ndarray:
     return scores.numpy().reshape(items.shape)
 
 
+def assert_precision_auto_decided(history: pd.DataFrame, info) -> None:
+    """`precision: auto` (shipped): bf16 only on bf16 hardware, and there only where its first epoch validated like
+    fp32's to 3 decimals; the selected epoch says what it was trained in."""
+    kept = history.set_index("epoch")["precision"]
+    if runtime.native_bf16(torch.device("cpu")):
+        first = history.set_index("epoch").loc[1]
+        same = round(first["bf16_ndcg@10"], 3) == round(first["fp32_ndcg@10"], 3)
+        assert set(kept[1:]) == {"bf16" if same else "fp32"}
+    else:
+        assert set(kept[1:]) == {"fp32"} and "bf16_ndcg@10" not in history
+    assert info.trained_in == (kept[info.epoch] if info.epoch else None)
+
+
 @pytest.mark.parametrize("recipe", ["authors", "residual", "mf_identity"])
 def test_each_recipe_trains_validates_exports_and_scores_at_the_shipped_sizes(pretrained, recipe):
     pretrained.run("convncf", params=recipe_params(recipe))
     saved = pretrained.load("convncf_model")
     model, info = load_model(saved), saved_info(saved)
     assert isinstance(model, ConvNCF) and model.config.embedding_size == 64 and model.config.channels == 32
-    assert len(model.conv_layers) == 6 and info.trained_in == info.validated_in == "fp32" and info.recipe == recipe
+    assert len(model.conv_layers) == 6 and info.validated_in == "fp32" and info.recipe == recipe
     history = pretrained.load("convncf_history")
+    assert_precision_auto_decided(history, info)
     assert history["epoch"].tolist() == [0, 1, 2] and history["phase"].tolist() == (
         [0, 0, 1] if recipe in ("authors", "residual") else [0, 0, 0])
 

@@ -227,3 +227,51 @@ def test_a_time_budget_reached_within_the_first_epoch_stops_it_there_and_keeps_t
     assert last["best"]["model"] is not None
     unlimited = run(small_data)[0]  # the whole first epoch trains on: a different model
     assert last["history"][-1]["loss"] != unlimited["history"][1]["loss"]
+
+
+class BF16HurtsMF(MF):
+    """Climbs the loss instead of descending it whenever it trains under bf16 autocast: bf16 then validates unlike
+    fp32, whatever the machine's bf16 arithmetic."""
+
+    def calculate_loss(self, interaction, regularised=True, weights_reg=True):
+        loss = super().calculate_loss(interaction, regularised, weights_reg)
+        return -loss if torch.is_autocast_enabled("cpu") else loss
+
+
+def run_in(small_data, precision, model_class=MF, resume_from=None):
+    matrix, users, items = small_data
+    torch.manual_seed(TRAINING.seed)
+    training = TRAINING.model_copy(update={"precision": precision, "select_start": False})
+    model = model_class(MFConfig(100, 1682, 16, reg_embedding=1e-4))
+    return list(fit(model, matrix, users, items, BATCH, loop_phases(PHASES), loop_settings(training),
+                    torch.device("cpu"), "mf", resume_from))
+
+
+def test_precision_auto_trains_on_in_bf16_when_its_first_epoch_validates_like_fp32(small_data, caplog):
+    with caplog.at_level(logging.INFO, logger="convncf_kedro.training.loop"):
+        auto = run_in(small_data, "auto")
+    bf16, fp32 = run_in(small_data, "bf16")[-1], run_in(small_data, "fp32")[-1]
+    first = auto[0]["history"][1]
+    assert first["bf16_ndcg@10"] == bf16["history"][1]["ndcg@10"] and first["fp32_ndcg@10"] == fp32["history"][1]["ndcg@10"]
+    assert [row["precision"] for row in auto[-1]["history"][1:]] == ["bf16"] * 4
+    assert auto[-1]["best"]["model"]["trained_in"] == "bf16"
+    for name, tensor in bf16["model"]["state_dict"].items():  # bf16's first epoch kept, and bf16 from there
+        assert torch.equal(auto[-1]["model"]["state_dict"][name], tensor), name
+    assert any("precision auto: the first epoch validates at ndcg@10" in r.message and "it trains in bf16" in r.message
+               for r in caplog.records)
+    resumed = run_in(small_data, "auto", resume_from=auto[0])  # decided once: a resumed run keeps it
+    assert [row["precision"] for row in resumed[-1]["history"][1:]] == ["bf16"] * 4
+    assert "bf16_ndcg@10" not in resumed[-1]["history"][2]
+    assert torch.equal(resumed[-1]["model"]["state_dict"]["user_embedding.weight"],
+                       auto[-1]["model"]["state_dict"]["user_embedding.weight"])
+
+
+def test_precision_auto_trains_in_fp32_when_bf16_validates_otherwise(small_data):
+    auto = run_in(small_data, "auto", model_class=BF16HurtsMF)[-1]
+    fp32 = run_in(small_data, "fp32", model_class=BF16HurtsMF)[-1]
+    first = auto["history"][1]
+    assert round(first["bf16_ndcg@10"], 3) != round(first["fp32_ndcg@10"], 3)
+    assert [row["precision"] for row in auto["history"][1:]] == ["fp32"] * 4
+    assert [row["ndcg@10"] for row in auto["history"]] == [row["ndcg@10"] for row in fp32["history"]]
+    for name, tensor in fp32["model"]["state_dict"].items():  # as if bf16 had never been tried
+        assert torch.equal(auto["model"]["state_dict"][name], tensor), name

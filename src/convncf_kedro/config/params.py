@@ -92,7 +92,7 @@ class TrainingParams(_Group):
     selection_metric: str = Field("ndcg@10", pattern=r"^(hr|ndcg|mrr)@[1-9][0-9]*$")
     eval_batch_pairs: int = Field(65536, ge=1)
     chunk_triples: int | None = Field(None, ge=1)  # triples per forward/backward within a batch; None: the whole batch
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # auto: bf16 where native and it validates like fp32
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
     threads: int | None = Field(None, ge=1)
     seed: int = 2018
@@ -213,7 +213,7 @@ class EvaluationParams(RankingParams):
     chunk_users: int = Field(ge=1)
     chunk_items: int = Field(ge=1)
     batch_pairs: int = Field(ge=1)
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # auto: bf16 where native and it validates like fp32
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
 
     @field_validator("ks")

@@ -64,7 +64,7 @@ def evaluate_model(
     check_trained_on(info, data, "evaluation")
     device = runtime.resolve_device(p.device)
     runtime.configure(p.threads, device)
-    runtime.check_precision(p.precision, device)
+    runtime.warn_if_emulated(p.precision, device)
     model = load_model(saved_model).to(device)
     name = f"{info.model_class} (epoch {info.epoch})"
     precision, precision_check = _checked_precision(model, device, p, valid, valid_negatives, name)

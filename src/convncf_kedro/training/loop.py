@@ -54,7 +54,7 @@ class LoopSettings:
     selection_metric: str
     eval_batch_pairs: int
     chunk_triples: int | None
-    precision: str
+    precision: str  # fp32 | bf16 | auto: the first epoch trains in both, bf16 kept where it validates like fp32
     seed: int
     log_every_seconds: float
     time_budget_minutes: float | None  # no epoch starts that would end past it, and one that reaches it stops there (None: no limit)
@@ -170,11 +170,15 @@ def fit(
         started = time.perf_counter()
         projection = None if epoch_seconds else functools.partial(
             _log_projection, name, training, training.epochs - epoch + 1, validation_seconds)
-        loss, n_triples, train_seconds, cut_short = _train_epoch(
-            model, run, phases[run.phase].regularised, train_matrix, batch_size, training, device, name, epoch,
-            projection, deadline)
+        train_in = functools.partial(_train_epoch, model, run, phases[run.phase].regularised, train_matrix,
+                                     batch_size, training, device, name, epoch, deadline=deadline)
+        if run.state["precision"] is None:  # precision: auto where bf16 is native: this epoch decides
+            (loss, n_triples, train_seconds, cut_short), trial = _first_epoch_in_both(
+                model, run, train_in, projection, functools.partial(validate, epoch), training.selection_metric, name)
+        else:
+            (loss, n_triples, train_seconds, cut_short), trial = train_in(projection, precision=run.state["precision"]), {}
         checked = cut_short or epoch % training.validate_every == 0 or epoch == training.epochs
-        metrics = validate(epoch) if checked else {}
+        metrics = (trial.get(run.state["precision"]) or validate(epoch)) if checked else {}  # a trial's check counts
         epoch_seconds.append(time.perf_counter() - started)
         _select(model, run.state, epoch, metrics, training)
         if cut_short:
@@ -187,7 +191,8 @@ def fit(
                                                 run.state["best"]["epoch"])
         run.state["history"].append({
             "epoch": epoch, "phase": run.phase, "loss": loss, "seconds": epoch_seconds[-1],
-            "triples_per_second": n_triples / train_seconds, **metrics,
+            "triples_per_second": n_triples / train_seconds, "precision": run.state["precision"], **metrics,
+            **{f"{precision}_{m}": v for precision in PRECISIONS for m, v in trial.get(precision, {}).items()},
             **({"stopped": run.state["stopped"]} if run.state["stopped"] else {}),
         })
         logger.info(
@@ -240,6 +245,7 @@ def _resumed(model: BPRRecommender, phases: Sequence[LoopPhase], training: LoopS
         for item, state in zip(part, states, strict=True):
             item.load_state_dict(state)
     state = {k: saved[k] for k in ("epoch", "history", "best", "bad_checks")}
+    state["precision"] = saved.get("precision", None if training.precision == "auto" else training.precision)
     state["stopped"] = _stop_reason(state, training)  # under this run's budget: a raised cap continues
     logger.info("%s: resuming after epoch %d", name, state["epoch"])
     return _Run(phase, optimisers, state)
@@ -250,15 +256,17 @@ def _started(model: BPRRecommender, phases: Sequence[LoopPhase], training: LoopS
     """A fresh run: epoch 0's validation ``metrics`` logged, and selectable with ``select_start``."""
     phase = phase_of_epoch(phases, 1)
     metric = training.selection_metric
+    precision = None if training.precision == "auto" else training.precision  # None: the first epoch decides
     state = {
         "epoch": 0,
         "history": [{"epoch": 0, "phase": phase, "loss": math.nan, "seconds": 0.0, "triples_per_second": math.nan,
                      **metrics}],
         "best": {"epoch": 0, "valid_metrics": metrics,
                  "metric": metrics[metric] if training.select_start else -math.inf,
-                 "model": _selected(model, 0, metrics, training) if training.select_start else None},
+                 "model": _selected(model, 0, metrics, training, None) if training.select_start else None},  # untrained
         "bad_checks": 0,
         "stopped": None,
+        "precision": precision,
     }
     logger.info("%s epoch 0 (untrained): valid %s", name, _metric_text(metrics, metric))
     return _Run(phase, optimisers_for(model, phases[phase].optimiser, phases[phase].warmup_steps), state)
@@ -267,7 +275,7 @@ def _started(model: BPRRecommender, phases: Sequence[LoopPhase], training: LoopS
 def _train_epoch(model: BPRRecommender, run: _Run, regularised: bool, train_matrix: sp.csr_matrix, batch_size: int,
                  training: LoopSettings, device: torch.device, name: str, epoch: int,
                  projection: Callable[[float, int], None] | None = None,
-                 deadline: float | None = None) -> tuple[float, int, float, str | None]:
+                 deadline: float | None = None, precision: str = "fp32") -> tuple[float, int, float, str | None]:
     """One pass over the epoch's seeded triples, with progress (rate, ETA) every ``log_every_seconds``; the mean loss,
     the number of triples trained, the seconds spent, and why the pass was cut short (None when it was not): it
     stops after the step that reaches ``deadline`` (``time.perf_counter()``), so a first epoch longer than the time
@@ -285,7 +293,7 @@ def _train_epoch(model: BPRRecommender, run: _Run, regularised: bool, train_matr
                  "item": torch.from_numpy(positives[start:end]).to(device),
                  "neg_item": torch.from_numpy(negatives[start:end]).to(device)}
         try:
-            loss_sum += train_step(model, run.optimisers, batch, training.precision, regularised, training.chunk_triples)
+            loss_sum += train_step(model, run.optimisers, batch, precision, regularised, training.chunk_triples)
         except TrainingDivergedError as exc:
             raise TrainingDivergedError(
                 f"{name}: {exc} at epoch {epoch}, step {step}; the last good checkpoint (epoch "
@@ -305,6 +313,48 @@ def _train_epoch(model: BPRRecommender, run: _Run, regularised: bool, train_matr
                         _format_seconds((n_triples - done) / rate))
             last_log = now
     return loss_sum / n_triples, n_triples, time.perf_counter() - started, None
+
+
+PRECISIONS = ("bf16", "fp32")
+
+
+def _first_epoch_in_both(model: BPRRecommender, run: _Run, train_in: Callable, projection: Callable | None,
+                         check: Callable[[], dict[str, float]], metric: str, name: str) -> tuple[tuple, dict]:
+    """``precision: auto``: the epoch trained in bf16 and again, from the same start, in fp32; bf16's run is kept
+    where its validation ``metric`` equals fp32's to 3 decimals (the rule export applies to its graphs), else fp32's
+    (also when the time budget cut the bf16 run short: nothing then shows it trains like fp32). The next epochs train
+    in the kept precision. Returns the kept epoch's result and each precision's check."""
+    start = _snapshot(model, run)
+    results, checks = {"bf16": train_in(projection, precision="bf16")}, {}
+    if results["bf16"][3] is None:  # a whole epoch: comparable
+        checks["bf16"], bf16_end = check(), _snapshot(model, run)
+    _restore(model, run, start)
+    results["fp32"], checks["fp32"] = train_in(None, precision="fp32"), check()
+    same = "bf16" in checks and round(checks["bf16"][metric], 3) == round(checks["fp32"][metric], 3)
+    kept = "bf16" if same else "fp32"
+    if same:
+        _restore(model, run, bf16_end)
+    run.state["precision"] = kept
+    logger.info("%s: precision auto: the first epoch validates at %s %s in bf16 and %.4f in fp32 (%s): it trains in "
+                "%s from here (bf16 %s, fp32 %s triples/s)", name, metric,
+                f"{checks['bf16'][metric]:.4f}" if "bf16" in checks else "— (cut short by the time budget)",
+                checks["fp32"][metric], "equal to 3 decimals" if same else "not equal to 3 decimals", kept,
+                *(f"{results[p][1] / results[p][2]:,.0f}" for p in PRECISIONS))
+    return results[kept], checks
+
+
+def _snapshot(model: BPRRecommender, run: _Run) -> tuple:
+    """The weights and optimiser states, copied (what an epoch changes)."""
+    return copy.deepcopy((model.state_dict(), [o.state_dict() for o in run.optimisers[0]],
+                          [s.state_dict() for s in run.optimisers[1]]))
+
+
+def _restore(model: BPRRecommender, run: _Run, snapshot: tuple) -> None:
+    weights, optimisers, schedulers = copy.deepcopy(snapshot)
+    model.load_state_dict(weights)
+    for part, states in zip(run.optimisers, (optimisers, schedulers), strict=True):
+        for item, state in zip(part, states, strict=True):
+            item.load_state_dict(state)
 
 
 def _log_projection(name: str, training: LoopSettings, epochs_left: int, validation_seconds: float | None,
@@ -341,7 +391,7 @@ def _select(model: BPRRecommender, state: dict[str, Any], epoch: int, metrics: d
     state["epoch"] = epoch
     if metrics and metrics[training.selection_metric] > state["best"]["metric"]:
         state["best"] = {"epoch": epoch, "metric": metrics[training.selection_metric], "valid_metrics": metrics,
-                         "model": _selected(model, epoch, metrics, training)}
+                         "model": _selected(model, epoch, metrics, training, state["precision"])}
         state["bad_checks"] = 0
     elif metrics:
         state["bad_checks"] += 1
@@ -375,10 +425,11 @@ def _stop_reason(state: dict[str, Any], training: LoopSettings) -> str | None:
     return None
 
 
-def _selected(model: BPRRecommender, epoch: int, metrics: dict[str, float], training: LoopSettings) -> dict:
+def _selected(model: BPRRecommender, epoch: int, metrics: dict[str, float], training: LoopSettings,
+              trained_in: str | None) -> dict:
     """The saved form of the model as a candidate best epoch, with what chose it."""
     return model.saved(epoch=epoch, valid_metrics=metrics, selection_metric=training.selection_metric,
-                       trained_in=training.precision, validated_in="fp32")
+                       trained_in=trained_in, validated_in="fp32")
 
 
 def _metric_text(metrics: dict[str, float], metric: str) -> str:

@@ -85,9 +85,9 @@ def train_stage(
     """
     device = runtime.resolve_device(training.device)
     runtime.configure(training.threads, device)
-    runtime.check_precision(training.precision, device)
     stamp = fingerprint(model, batch_size, phases, training, data_fingerprint)
-    settings = loop_settings(training)
+    settings = dataclasses.replace(loop_settings(training),
+                                   precision=runtime.training_precision(training.precision, device))
     resume_from = resume_checkpoint if training.resume else None
     if resume_from is not None and resume_from.get("fingerprint") != stamp:
         logger.warning(
