@@ -55,6 +55,9 @@ def run(dataset: str, params: dict, members: dict, label: str = "") -> dict:
     return out
 
 
+CONTINUE_WITH = {"-long": "bash scripts/long_study.sh", "-authors-budget": "bash scripts/gowalla_study.sh"}  # the scripts that run them
+
+
 def progress(dataset: str, label: str = "") -> dict:
     """Where each member of a study that has not finished stands: epochs trained, best validation epoch and metric
     so far, why it stopped (if it did); written to results/study_<dataset><label>-progress.json."""
@@ -75,7 +78,7 @@ def progress(dataset: str, label: str = "") -> dict:
                         "seconds": round(float(history["seconds"].sum()), 1), "stopped": stopped})
     out = {"script": "benchmarks/study.py --progress", "dataset_key": dataset, "label": label, "members": members,
            "machine": machine(), "commit": commit(), "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-           "continue_with": "bash scripts/long_study.sh" if label == "-long" else f"python -m benchmarks.study {dataset}"}
+           "continue_with": CONTINUE_WITH.get(label, f"python -m benchmarks.study {dataset} --label={label}")}
     (RESULTS / f"study_{dataset}{label}-progress.json").write_text(json.dumps(out, indent=1) + "\n")
     return out
 
