@@ -117,7 +117,7 @@ def projection(project: KedroProject, args: argparse.Namespace) -> dict:
 
 
 def main(args: argparse.Namespace) -> dict:
-    label = f"{args.label}" if args.sample_users is None else f"{args.label}-{args.sample_users}-users"
+    label = args.label if args.sample_users is None else f"{args.label}-{args.sample_users}-users"
     project = KedroProject(Path(args.work) / f"study-{args.dataset}{label}")
     project.use_dataset(args.dataset)
     project.write_conf("study.yml", {"seeds": args.seeds, "recipes": RECIPES})
@@ -127,9 +127,8 @@ def main(args: argparse.Namespace) -> dict:
     project.run("matrix", params=params)
     planned = projection(project, args)
     print(json.dumps(planned, indent=1))  # noqa: T201
-    budget = {"training": {"time_budget_minutes": planned["member_budget_minutes"]}}
-    params = {**params, "pretrain": {"training": {**params["pretrain"]["training"], **budget["training"]}},
-              "convncf": {"training": {**params["convncf"]["training"], **budget["training"]}}}
+    for stage in ("pretrain", "convncf"):  # MF trained longer runs on pretrain's training settings
+        params[stage]["training"]["time_budget_minutes"] = planned["member_budget_minutes"]
     project.run("study", params=params)
     seconds = time.perf_counter() - started
     summary = json.loads((project.root / "data/08_reporting/study_summary.json").read_text())

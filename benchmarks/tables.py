@@ -445,7 +445,7 @@ def scale() -> str:
 def busy_machine() -> str:
     """Training beside other work (busy_machine.json): triples/s per model, workload, neighbour and thread choice."""
     r = load("busy_machine")
-    rows = [[row["model"], row.get("workload", "ml-100k"), row["beside"], row["threads_asked"], row["threads"],
+    rows = [[row["model"], row["workload"], row["beside"], row["threads_asked"], row["threads"],
              f"{row['triples_per_second']:,}", f"{row['fraction_of_alone']:.2f}"] for row in r["rows"]]
     return (f"{r['machine']}, commit {r['commit']}, {r['date']} (`benchmarks/results/busy_machine.json`), "
             f"{r['seconds_per_figure']:g} s per figure.\n\n"

@@ -213,7 +213,7 @@ class EvaluationParams(RankingParams):
     chunk_users: int = Field(ge=1)
     chunk_items: int = Field(ge=1)
     batch_pairs: int = Field(ge=1)
-    precision: Literal["auto", "fp32", "bf16"] = "fp32"  # auto: bf16 where native and it validates like fp32
+    precision: Literal["fp32", "bf16"] = "fp32"
     device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:[0-9]+)?)$")
 
     @field_validator("ks")

@@ -101,10 +101,12 @@ def sample_users(
     kept = np.sort(rng.choice(len(user_map), size=n_users, replace=False))
     new_index = np.full(len(user_map), -1, dtype=np.int64)
     new_index[kept] = np.arange(n_users)
-    log = log[new_index[log["user"].to_numpy()] >= 0]
-    negatives = negatives[new_index[negatives["user"].to_numpy()] >= 0]
-    return (log.assign(user=new_index[log["user"].to_numpy()]).reset_index(drop=True),
-            negatives.assign(user=new_index[negatives["user"].to_numpy()]).reset_index(drop=True),
+
+    def kept_rows(table: pd.DataFrame) -> pd.DataFrame:
+        users = new_index[table["user"].to_numpy()]
+        return table[users >= 0].assign(user=users[users >= 0]).reset_index(drop=True)
+
+    return (kept_rows(log), kept_rows(negatives),
             pd.DataFrame({"index": np.arange(n_users), "raw_id": user_map["raw_id"].to_numpy()[kept]}))
 
 

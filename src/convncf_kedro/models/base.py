@@ -94,7 +94,9 @@ class BPRRecommender(nn.Module):
 
     def rows_reg_loss(self, user: torch.Tensor, pos_item: torch.Tensor, neg_item: torch.Tensor) -> torch.Tensor:
         """The part of ``reg_loss`` that sums over the batch's rows (so over a batch's chunks)."""
-        rows = (self.user_embedding(user), self.item_embedding(pos_item), self.item_embedding(neg_item))
+        return self._rows_l2(self.user_embedding(user), self.item_embedding(pos_item), self.item_embedding(neg_item))
+
+    def _rows_l2(self, *rows: torch.Tensor) -> torch.Tensor:
         return self.config.reg_embedding * sum(r.pow(2).sum() for r in rows)
 
     def weights_reg_loss(self) -> torch.Tensor | float:
@@ -115,8 +117,7 @@ class BPRRecommender(nn.Module):
         loss = self.loss(pos_score, neg_score)
         if not regularised:
             return loss
-        rows = self.config.reg_embedding * (p.pow(2).sum() + q.pow(2).sum())  # = rows_reg_loss on the same triples
-        return loss + rows + (self.weights_reg_loss() if weights_reg else 0.0)
+        return loss + self._rows_l2(p, q) + (self.weights_reg_loss() if weights_reg else 0.0)
 
     def embedding_parameters(self) -> list[nn.Parameter]:
         return [self.user_embedding.weight, self.item_embedding.weight]

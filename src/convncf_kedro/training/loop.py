@@ -241,9 +241,7 @@ def _resumed(model: BPRRecommender, phases: Sequence[LoopPhase], training: LoopS
     model.load_saved(saved["model"])
     phase = saved["phase"]
     optimisers = optimisers_for(model, phases[phase].optimiser, phases[phase].warmup_steps)
-    for part, states in zip(optimisers, (saved["optimizer_states"], saved["scheduler_states"]), strict=True):
-        for item, state in zip(part, states, strict=True):
-            item.load_state_dict(state)
+    _load_states(optimisers, saved["optimizer_states"], saved["scheduler_states"])
     state = {k: saved[k] for k in ("epoch", "history", "best", "bad_checks")}
     state["precision"] = saved.get("precision", None if training.precision == "auto" else training.precision)
     state["stopped"] = _stop_reason(state, training)  # under this run's budget: a raised cap continues
@@ -350,9 +348,14 @@ def _snapshot(model: BPRRecommender, run: _Run) -> tuple:
 
 
 def _restore(model: BPRRecommender, run: _Run, snapshot: tuple) -> None:
-    weights, optimisers, schedulers = copy.deepcopy(snapshot)
+    weights, optimizer_states, scheduler_states = copy.deepcopy(snapshot)
     model.load_state_dict(weights)
-    for part, states in zip(run.optimisers, (optimisers, schedulers), strict=True):
+    _load_states(run.optimisers, optimizer_states, scheduler_states)
+
+
+def _load_states(optimisers: Optimisers, optimizer_states: list[dict], scheduler_states: list[dict]) -> None:
+    """Optimisers and their schedulers as a checkpoint or a snapshot left them."""
+    for part, states in zip(optimisers, (optimizer_states, scheduler_states), strict=True):
         for item, state in zip(part, states, strict=True):
             item.load_state_dict(state)
 
