@@ -44,10 +44,10 @@ def _machine(r: dict) -> str:
 def training() -> str:
     r = load("training_throughput")
     head = _machine(r) + f" Commit {r.get('commit', 'not recorded')}."
-    rows = [[row["precision"], row["batch_size"], row.get("chunk_triples") or "whole batch",
-             f"{row['triples_per_second']:,}", row[f"fraction_of_{row['precision']}_gemm_limit"],
-             row["fraction_of_fp32_gemm_limit"]] for row in r["rows"]]
-    return head + "\n\n" + table(["precision", "batch", "chunk (triples)", "triples/s",
+    rows = [[row["precision"], row.get("step", "every layer a torch GEMM"), row["batch_size"],
+             row.get("chunk_triples") or "whole batch", f"{row['triples_per_second']:,}",
+             row[f"fraction_of_{row['precision']}_gemm_limit"], row["fraction_of_fp32_gemm_limit"]] for row in r["rows"]]
+    return head + "\n\n" + table(["precision", "step", "batch", "chunk (triples)", "triples/s",
                                   "fraction of its precision's GEMM limit", "fraction of the fp32 limit"], rows)
 
 

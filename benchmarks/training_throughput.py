@@ -6,17 +6,21 @@ so the machine's limit is GEMM FLOP/s ÷ 18.4 MFLOP, with the GEMM measured in t
 same precision as the training it is compared with (fp32 rows against the fp32 GEMM, bf16 rows against
 the bf16 GEMM). Times the project's own ``train_step`` (the one the training loop runs) with its
 sampler and optimisers on MovieLens 100K's size, at the shipped ``convncf.training.chunk_triples``
-(conf/base) and, in the same run, on whole batches (``chunk: null``); each row is the median of 3 timed
-runs. Writes benchmarks/results/training_throughput.json.
+(conf/base) and, in the same run, on whole batches (``chunk: null``); in fp32 both the step as shipped (layers
+1–2 fused, models/fused_layers.py) and the step before it (every layer a torch GEMM), each configuration
+back to back; each row is the median of 3 timed runs. Writes benchmarks/results/training_throughput.json.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
 import statistics
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import pandas as pd
@@ -25,7 +29,7 @@ import yaml
 
 from benchmarks._gemm import commit, gemm_limits, machine, native_bf16
 from convncf_kedro.interactions.prepare import positives_matrix
-from convncf_kedro.models import ConvNCF, ConvNCFConfig, Phase
+from convncf_kedro.models import ConvNCF, ConvNCFConfig, Phase, fused_layers
 from convncf_kedro.training import runtime
 from convncf_kedro.training.loop import optimisers_for, train_step
 from convncf_kedro.training.sampler import sample_triples
@@ -34,6 +38,7 @@ FLOP_PER_TRIPLE = 3 * 2 * 2 * 1_531_936  # (fwd + 2× bwd) × 2 pairs × 2 FLOP 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 RESULTS = Path(__file__).resolve().parent / "results"
 REPEATS = 3
+STEPS = {True: "fused layers 1-2 (numba)", False: "every layer a torch GEMM (before)"}
 
 
 def shipped_chunk_triples() -> int | None:
@@ -42,7 +47,14 @@ def shipped_chunk_triples() -> int | None:
 
 
 def triples_per_second(precision: str, batch_size: int, n_triples: int = 10_240,
-                       chunk_triples: int | None = None) -> list[float]:
+                       chunk_triples: int | None = None, fused: bool = True) -> list[float]:
+    """``fused=False``: the step as it was before models/fused_layers.py (every layer a torch GEMM), for the same-run
+    before/after."""
+    with mock.patch.object(fused_layers, "applies", return_value=False) if not fused else contextlib.nullcontext():
+        return _triples_per_second(precision, batch_size, n_triples, chunk_triples)
+
+
+def _triples_per_second(precision: str, batch_size: int, n_triples: int, chunk_triples: int | None) -> list[float]:
     raw = pd.read_csv(SHARED / "ml-100k/u.data", sep="\t", names=["user", "item", "rating", "ts"])
     matrix = positives_matrix([pd.DataFrame({"user": raw["user"] - 1, "item": raw["item"] - 1})], 943, 1682)
     users, positives, negatives = sample_triples(matrix, np.random.default_rng(0))
@@ -73,11 +85,13 @@ def main() -> dict:
     shipped = shipped_chunk_triples()
     for precision in precisions:
         limit = gemm[precision] / FLOP_PER_TRIPLE
-        for batch_size, chunk in ((256, None), (256, shipped), (512, None), (512, shipped)):
-            rates = triples_per_second(precision, batch_size, chunk_triples=chunk)
+        steps = (True, False) if precision == "fp32" else (False,)  # the fused layers run in fp32 only
+        for (batch_size, chunk), fused in itertools.product(((256, None), (256, shipped), (512, None), (512, shipped)),
+                                                            steps):
+            rates = triples_per_second(precision, batch_size, chunk_triples=chunk, fused=fused)
             rate = statistics.median(rates)
             rows.append({
-                "precision": precision, "batch_size": batch_size, "chunk_triples": chunk,
+                "precision": precision, "step": STEPS[fused], "batch_size": batch_size, "chunk_triples": chunk,
                 "triples_per_second": round(rate),
                 "runs": [round(r) for r in rates],
                 f"fraction_of_{precision}_gemm_limit": round(rate / limit, 3),

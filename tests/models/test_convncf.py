@@ -68,6 +68,29 @@ def test_patch_gemm_tower_equals_the_conv2d_tower(kernel_sizes, residual):
     torch.testing.assert_close(scores, model.exportable()(user, item), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize(("d", "kernel_sizes", "n_pairs"), [(64, None, 64), (8, None, 3), (64, (4, 4, 2, 2), 5)])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_first_layers_give_the_conv2d_towers_scores_and_gradients(d, kernel_sizes, n_pairs, threads):
+    """On CPU in fp32 layers 1–2 run fused (numba): same scores and gradients for every parameter and embedding, in
+    whole and partial blocks, on one thread or split over two."""
+    model = random_model(d=d, kernel_sizes=kernel_sizes)
+    user, item = pairs(n_pairs)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        fused = [model(user, item), model.forward_conv2d(user, item)]
+        gradients = []
+        for scores in fused:
+            model.zero_grad()
+            (scores * torch.linspace(-1, 1, n_pairs)).sum().backward()
+            gradients.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(*fused, rtol=1e-5, atol=1e-4)
+    for name, expected in gradients[1].items():
+        torch.testing.assert_close(gradients[0][name], expected, rtol=1e-4, atol=1e-4, msg=name)
+
+
 def test_kernel_sizes_must_reduce_the_map_to_one_cell():
     with pytest.raises(ValueError, match=r"product must be 64"):
         ConvNCFConfig(10, 20, 64, 32, kernel_sizes=(2, 2, 2))

@@ -1,11 +1,13 @@
 """The baselines stage as a user runs it: tuned on validation only, refused at start when misconfigured."""
 
 import re
+import shutil
 
 import pandas as pd
 import pytest
 from kedro_project import slice_project
 
+from convncf_kedro.baselines import tuning
 from convncf_kedro.baselines.models import saved_description
 from convncf_kedro.errors import ParameterError
 
@@ -29,11 +31,32 @@ def test_tuning_never_reads_the_test_split(tmp_path):
     test = pd.read_parquet(test_file)
     poisoned = test.assign(item=test["item"].sample(frac=1, random_state=0).to_numpy())  # other held-out items
     poisoned.to_parquet(test_file)
+    shutil.rmtree(project.root / "data/06_models/baselines")  # tuned again, not kept from the first run
     project.run("baselines", params=FEW_TRIALS)
     assert chosen(project) == before  # same parameters, same validation metrics, whatever test holds
     trials = project.load("baseline_trials")
     assert trials.groupby("model").size().to_dict() == {"toppop": 1, "itemknn": 3, "userknn": 3, "rp3beta": 3,
                                                         "ease": 3, "ials": 3}
+
+
+def test_a_rerun_keeps_each_baseline_tuned_on_the_same_data_with_the_same_settings(tmp_path, monkeypatch):
+    """A study or `train` interrupted after its baselines does not tune them again; a changed setting re-tunes its
+    model only."""
+    project = slice_project(tmp_path)
+    for pipeline in ("ingestion", "matrix", "baselines"):
+        project.run(pipeline, params=FEW_TRIALS)
+    first = {name: saved_description(load()) for name, load in project.load("baseline_models").items()}
+    first_trials = project.load("baseline_trials")
+    tuned, tune_one = [], tuning._tune_one
+    monkeypatch.setattr(tuning, "_tune_one", lambda name, *args: tuned.append(name) or tune_one(name, *args))
+    project.run("baselines", params={"baselines": {"trials": 3, "search": {"ials": {"iterations": {"value": 10}}}}})
+    assert tuned == ["ials"]
+    second = {name: saved_description(load()) for name, load in project.load("baseline_models").items()}
+    assert {name: d for name, d in second.items() if name != "ials"} == {
+        name: d for name, d in first.items() if name != "ials"}  # the same files' records, tuning time included
+    assert second["ials"]["params"]["iterations"] == 10
+    kept = project.load("baseline_trials").query("model != 'ials'").reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, first_trials.query("model != 'ials'").reset_index(drop=True))
 
 
 def test_an_unknown_baseline_stops_the_run_at_start_and_one_too_large_is_left_out_with_why(tmp_path):

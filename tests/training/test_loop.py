@@ -2,6 +2,7 @@
 
 import logging
 import re
+import time
 
 import numpy as np
 import pandas as pd
@@ -238,6 +239,25 @@ class BF16HurtsMF(MF):
         return -loss if torch.is_autocast_enabled("cpu") else loss
 
 
+class SlowIn(MF):
+    """The same MF, its step made slower (a sleep) in one precision, so which one trains faster is known."""
+
+    slow_in = "fp32"
+
+    def calculate_loss(self, interaction, regularised=True, weights_reg=True):
+        if ("bf16" if torch.is_autocast_enabled("cpu") else "fp32") == self.slow_in:
+            time.sleep(0.002)
+        return super().calculate_loss(interaction, regularised, weights_reg)
+
+
+class BF16FasterMF(SlowIn):
+    slow_in = "fp32"
+
+
+class BF16SlowerMF(SlowIn):
+    slow_in = "bf16"
+
+
 def run_in(small_data, precision, model_class=MF, resume_from=None):
     matrix, users, items = small_data
     torch.manual_seed(TRAINING.seed)
@@ -247,23 +267,35 @@ def run_in(small_data, precision, model_class=MF, resume_from=None):
                     torch.device("cpu"), "mf", resume_from))
 
 
-def test_precision_auto_trains_on_in_bf16_when_its_first_epoch_validates_like_fp32(small_data, caplog):
+def test_precision_auto_trains_on_in_bf16_when_its_first_epoch_validates_like_fp32_and_trains_faster(small_data, caplog):
     with caplog.at_level(logging.INFO, logger="convncf_kedro.training.loop"):
-        auto = run_in(small_data, "auto")
-    bf16, fp32 = run_in(small_data, "bf16")[-1], run_in(small_data, "fp32")[-1]
+        auto = run_in(small_data, "auto", model_class=BF16FasterMF)
+    bf16, fp32 = run_in(small_data, "bf16", model_class=BF16FasterMF)[-1], run_in(small_data, "fp32")[-1]
     first = auto[0]["history"][1]
     assert first["bf16_ndcg@10"] == bf16["history"][1]["ndcg@10"] and first["fp32_ndcg@10"] == fp32["history"][1]["ndcg@10"]
     assert [row["precision"] for row in auto[-1]["history"][1:]] == ["bf16"] * 4
     assert auto[-1]["best"]["model"]["trained_in"] == "bf16"
     for name, tensor in bf16["model"]["state_dict"].items():  # bf16's first epoch kept, and bf16 from there
         assert torch.equal(auto[-1]["model"]["state_dict"][name], tensor), name
+    assert first["bf16_triples_per_second"] > first["fp32_triples_per_second"]
     assert any("precision auto: the first epoch validates at ndcg@10" in r.message and "it trains in bf16" in r.message
                for r in caplog.records)
-    resumed = run_in(small_data, "auto", resume_from=auto[0])  # decided once: a resumed run keeps it
+    resumed = run_in(small_data, "auto", model_class=BF16FasterMF, resume_from=auto[0])  # decided once: a resumed run keeps it
     assert [row["precision"] for row in resumed[-1]["history"][1:]] == ["bf16"] * 4
     assert "bf16_ndcg@10" not in resumed[-1]["history"][2]
     assert torch.equal(resumed[-1]["model"]["state_dict"]["user_embedding.weight"],
                        auto[-1]["model"]["state_dict"]["user_embedding.weight"])
+
+
+def test_precision_auto_trains_in_fp32_when_bf16_validates_alike_but_is_not_faster(small_data):
+    auto = run_in(small_data, "auto", model_class=BF16SlowerMF)[-1]
+    fp32 = run_in(small_data, "fp32", model_class=BF16SlowerMF)[-1]
+    first = auto["history"][1]
+    assert round(first["bf16_ndcg@10"], 3) == round(first["fp32_ndcg@10"], 3)
+    assert first["bf16_triples_per_second"] < first["fp32_triples_per_second"]
+    assert [row["precision"] for row in auto["history"][1:]] == ["fp32"] * 4
+    for name, tensor in fp32["model"]["state_dict"].items():
+        assert torch.equal(auto["model"]["state_dict"][name], tensor), name
 
 
 def test_precision_auto_trains_in_fp32_when_bf16_validates_otherwise(small_data):

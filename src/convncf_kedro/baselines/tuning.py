@@ -7,6 +7,8 @@ matrix and scores the validation split's sampled candidates; the test split is n
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 import zlib
@@ -98,11 +100,30 @@ def tune(
     return best["model"], best["metrics"], pd.DataFrame(rows)
 
 
+def tuning_stamp(name: str, space: dict[str, dict], p: BaselinesParams, share_seconds: float | None,
+                 data_fingerprint: str) -> str:
+    """What a baseline's tuning result depends on: a saved model with the same stamp is that result."""
+    settings = {"model": name, "space": space, "trials": p.trials, "seed": p.seed, "metric": p.selection_metric,
+                "share_seconds": share_seconds, "data": data_fingerprint}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _kept(previous: dict[str, Callable[[], dict]], name: str, stamp: str) -> dict | None:
+    """The previous run's saved ``name`` if it was tuned with the same stamp (a rerun after an interruption)."""
+    if name not in previous:
+        return None
+    saved = previous[name]()
+    return saved if baselines.saved_description(saved).get("tuning_stamp") == stamp else None
+
+
 def tune_all(train_matrix: sp.csr_matrix, valid_users: np.ndarray, valid_items: np.ndarray, p: BaselinesParams,
-             data_fingerprint: str) -> tuple[dict[str, dict], pd.DataFrame, dict[str, list[dict]]]:
+             data_fingerprint: str, previous: dict[str, Callable[[], dict]] | None = None,
+             ) -> tuple[dict[str, dict], pd.DataFrame, dict[str, list[dict]]]:
     """Every baseline of ``p.models`` tuned on validation: each best model's saved form (with what chose it), every
     trial, and the trials' validation curve for MLflow. A model over the memory or co-occurrence budget is saved as
-    left out, with why, before any fitting."""
+    left out, with why, before any fitting. A model in ``previous`` (the last run's saved models, loaded on demand)
+    tuned on the same data with the same settings is kept, not tuned again: a study or run that was interrupted
+    after the baselines does not pay for them twice."""
     fitting = Fitting(seed=p.seed, threads=p.threads, memory_budget_bytes=int(p.memory_budget_gib * 2**30))
     skipped = over_budget(p, train_matrix)
     for name, reason in skipped.items():
@@ -116,20 +137,35 @@ def tune_all(train_matrix: sp.csr_matrix, valid_users: np.ndarray, valid_items: 
     tunable_models = [name for name in fitted if tunable(spaces[name])]
     share = None if p.time_budget_minutes is None else p.time_budget_minutes * 60 / max(1, len(tunable_models))
     for name in fitted:
-        started = time.perf_counter()
-        model, metrics, table = tune(name, train_matrix, valid_users, valid_items, spaces[name], p.trials,
-                                     p.selection_metric, p.seed,
-                                     lambda point, name=name: fit(name, train_matrix, point, fitting),
-                                     share if name in tunable_models else None)
-        stopped = (f"stopped at its share of baselines.time_budget_minutes ({share:.0f} s) after {len(table)} of "
-                   f"{p.trials} trials, the best of them kept" if name in tunable_models and len(table) < p.trials
-                   else None)
-        if stopped:
-            logger.warning("%s: %s", name, stopped)
-        models[name] = model.saved(valid_metrics=metrics, selection_metric=p.selection_metric, trials=len(table),
-                                   tuning_seconds=round(time.perf_counter() - started, 1), tuning_stopped=stopped,
-                                   data_fingerprint=data_fingerprint)
+        model_share = share if name in tunable_models else None
+        stamp = tuning_stamp(name, spaces[name], p, model_share, data_fingerprint)
+        kept = _kept(previous or {}, name, stamp)
+        if kept is not None:
+            logger.info("%s: kept from the previous run (tuned on the same data with the same settings)", name)
+            models[name] = kept
+            table = pd.DataFrame(baselines.saved_description(kept)["trial_rows"])
+        else:
+            models[name], table = _tune_one(name, train_matrix, valid_users, valid_items, spaces[name], p, fitting,
+                                            model_share, stamp, data_fingerprint)
         trials.append(table)
         curves[name] = [{"value": float(v), "step": int(t)}
                         for t, v in zip(table["trial"], table[f"valid_{p.selection_metric}"], strict=True)]
     return models, pd.concat(trials, ignore_index=True) if trials else pd.DataFrame(), curves
+
+
+def _tune_one(name: str, train_matrix: sp.csr_matrix, valid_users: np.ndarray, valid_items: np.ndarray,
+              space: dict[str, dict], p: BaselinesParams, fitting: Fitting, share: float | None, stamp: str,
+              data_fingerprint: str) -> tuple[dict, pd.DataFrame]:
+    """One baseline tuned and saved with what chose it (its trials too, so a later run that keeps it has them)."""
+    started = time.perf_counter()
+    model, metrics, table = tune(name, train_matrix, valid_users, valid_items, space, p.trials, p.selection_metric,
+                                 p.seed, lambda point: fit(name, train_matrix, point, fitting), share)
+    stopped = (f"stopped at its share of baselines.time_budget_minutes ({share:.0f} s) after {len(table)} of "
+               f"{p.trials} trials, the best of them kept" if share is not None and len(table) < p.trials else None)
+    if stopped:
+        logger.warning("%s: %s", name, stopped)
+    saved = model.saved(valid_metrics=metrics, selection_metric=p.selection_metric, trials=len(table),
+                        tuning_seconds=round(time.perf_counter() - started, 1), tuning_stopped=stopped,
+                        data_fingerprint=data_fingerprint, tuning_stamp=stamp,
+                        trial_rows=table.to_dict(orient="records"))
+    return saved, table

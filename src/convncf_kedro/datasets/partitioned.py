@@ -27,9 +27,10 @@ class AtomicPartitionedDataset(PartitionedDataset):
     """``PartitionedDataset`` (local folders) whose save replaces the whole folder only once it is complete."""
 
     def __init__(self, path: str, dataset: str | dict[str, Any], filename_suffix: str = "",
-                 metadata: dict[str, Any] | None = None):
+                 metadata: dict[str, Any] | None = None, missing_ok: bool = False):
         super().__init__(path=path, dataset=dataset, filename_suffix=filename_suffix, metadata=metadata)
         self._folder = Path(path)
+        self._missing_ok = missing_ok  # a previous version to reuse, if any: none (or an incomplete one) loads as {}
         self._part_config = {"dataset": dataset, "filename_suffix": filename_suffix}
 
     @property
@@ -58,6 +59,8 @@ class AtomicPartitionedDataset(PartitionedDataset):
     def load(self) -> dict[str, Any]:
         self._recover()
         marker = self._folder / SUCCESS
+        if self._missing_ok and not self._exists():
+            return {}
         if not marker.is_file():
             raise DatasetError(f"{self._folder} is incomplete (no {SUCCESS} list of its parts): a run was interrupted "
                                "while writing it, or an older version wrote it; re-run the stage that writes it")

@@ -9,7 +9,7 @@ Every conv layer has kernel == stride and no padding, so it only mixes the k×k 
 output cell: a reshape and one matrix multiply. :meth:`ConvNCF.forward` computes the tower that way
 on a map laid out in *patch order* (each layer's children contiguous), built directly in that order
 by gathering p and q (a 2·log2(d)-dimensional permute copy cost a fifth of a training step), with no
-copies between layers; :meth:`ConvNCF.forward_conv2d` is the plain ``nn.Conv2d`` form of the same function (the one
+copies between layers (on CPU in fp32 the first two layers run fused: :mod:`.fused_layers`); :meth:`ConvNCF.forward_conv2d` is the plain ``nn.Conv2d`` form of the same function (the one
 exported to ONNX). Both read the same ``nn.Conv2d`` weights.
 """
 
@@ -21,6 +21,7 @@ import math
 import torch
 from torch import nn
 
+from . import fused_layers
 from .base import BPRLoss, BPRRecommender
 
 ConvNCFBPRLoss = BPRLoss  # RecBole's name for the same loss
@@ -84,10 +85,14 @@ class ConvNCF(BPRRecommender):
         batch = p.shape[0]
         x = p.index_select(1, self._patch_rows) * q.index_select(1, self._patch_cols)  # (B, d²): E = p qᵀ in patch order
         x = x.reshape(-1, 1)  # (B·d², C_in=1)
-        for conv in self.conv_layers:
-            k, c_in = conv.kernel_size[0], conv.in_channels
-            weight = conv.weight.permute(2, 3, 1, 0).reshape(k * k * c_in, conv.out_channels)
-            x = torch.addmm(conv.bias, x.reshape(-1, k * k * c_in), weight).relu_()  # (B·cells, C)
+        layers = list(self.conv_layers)
+        if fused_layers.applies(x, len(layers), layers[0].in_channels):  # CPU fp32: layers 1–2 in one pass
+            first, second = layers[0], layers[1]
+            x = fused_layers.FusedFirstLayers.apply(x.reshape(-1, _patch(first)), _patch_weight(first), first.bias,
+                                                    _patch_weight(second), second.bias)  # (B·cells₂, C)
+            layers = layers[2:]
+        for conv in layers:
+            x = torch.addmm(conv.bias, x.reshape(-1, _patch(conv)), _patch_weight(conv)).relu_()  # (B·cells, C)
         x = x.reshape(batch, self.config.channels)  # (B, C): the 1×1 map
         return self.predict_layer(self.dropout(x)).squeeze(-1)
 
@@ -164,6 +169,16 @@ class ConvNCF(BPRRecommender):
         self.predict_layer.weight.zero_()
         self.predict_layer.weight[0, :2] = torch.tensor([1.0, -1.0])
         self.predict_layer.bias.zero_()
+
+
+def _patch(conv: nn.Conv2d) -> int:
+    """Inputs of one output cell: its k×k children's channels."""
+    return conv.kernel_size[0] * conv.kernel_size[1] * conv.in_channels
+
+
+def _patch_weight(conv: nn.Conv2d) -> torch.Tensor:
+    """(C_out, C_in, k, k) → (k·k·C_in, C_out): the weight as the GEMM on patch-ordered rows reads it."""
+    return conv.weight.permute(2, 3, 1, 0).reshape(_patch(conv), conv.out_channels)
 
 
 class _Conv2dForm(nn.Module):

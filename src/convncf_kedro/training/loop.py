@@ -173,10 +173,11 @@ def fit(
         train_in = functools.partial(_train_epoch, model, run, phases[run.phase].regularised, train_matrix,
                                      batch_size, training, device, name, epoch, deadline=deadline)
         if run.state["precision"] is None:  # precision: auto where bf16 is native: this epoch decides
-            (loss, n_triples, train_seconds, cut_short), trial = _first_epoch_in_both(
+            (loss, n_triples, train_seconds, cut_short), trial, trial_rates = _first_epoch_in_both(
                 model, run, train_in, projection, functools.partial(validate, epoch), training.selection_metric, name)
         else:
-            (loss, n_triples, train_seconds, cut_short), trial = train_in(projection, precision=run.state["precision"]), {}
+            (loss, n_triples, train_seconds, cut_short), trial, trial_rates = (
+                train_in(projection, precision=run.state["precision"]), {}, {})
         checked = cut_short or epoch % training.validate_every == 0 or epoch == training.epochs
         metrics = (trial.get(run.state["precision"]) or validate(epoch)) if checked else {}  # a trial's check counts
         epoch_seconds.append(time.perf_counter() - started)
@@ -193,6 +194,7 @@ def fit(
             "epoch": epoch, "phase": run.phase, "loss": loss, "seconds": epoch_seconds[-1],
             "triples_per_second": n_triples / train_seconds, "precision": run.state["precision"], **metrics,
             **{f"{precision}_{m}": v for precision in PRECISIONS for m, v in trial.get(precision, {}).items()},
+            **{f"{precision}_triples_per_second": rate for precision, rate in trial_rates.items()},
             **({"stopped": run.state["stopped"]} if run.state["stopped"] else {}),
         })
         logger.info(
@@ -317,28 +319,32 @@ PRECISIONS = ("bf16", "fp32")
 
 
 def _first_epoch_in_both(model: BPRRecommender, run: _Run, train_in: Callable, projection: Callable | None,
-                         check: Callable[[], dict[str, float]], metric: str, name: str) -> tuple[tuple, dict]:
+                         check: Callable[[], dict[str, float]], metric: str, name: str) -> tuple[tuple, dict, dict]:
     """``precision: auto``: the epoch trained in bf16 and again, from the same start, in fp32; bf16's run is kept
-    where its validation ``metric`` equals fp32's to 3 decimals (the rule export applies to its graphs), else fp32's
-    (also when the time budget cut the bf16 run short: nothing then shows it trains like fp32). The next epochs train
-    in the kept precision. Returns the kept epoch's result and each precision's check."""
+    where its validation ``metric`` equals fp32's to 3 decimals (the rule export applies to its graphs) and it trained
+    faster, else fp32's (also when the time budget cut the bf16 run short: nothing then shows it trains like fp32).
+    Speed is part of the rule because bf16 is not always the fast one: on CPU, fp32 runs ConvNCF's first two layers
+    fused (models/fused_layers.py). The next epochs train in the kept precision. Returns the kept epoch's result, each
+    precision's check and each precision's triples/s."""
     start = _snapshot(model, run)
     results, checks = {"bf16": train_in(projection, precision="bf16")}, {}
     if results["bf16"][3] is None:  # a whole epoch: comparable
         checks["bf16"], bf16_end = check(), _snapshot(model, run)
     _restore(model, run, start)
     results["fp32"], checks["fp32"] = train_in(None, precision="fp32"), check()
+    rates = {precision: n_triples / seconds for precision, (_, n_triples, seconds, _) in results.items()}
     same = "bf16" in checks and round(checks["bf16"][metric], 3) == round(checks["fp32"][metric], 3)
-    kept = "bf16" if same else "fp32"
-    if same:
+    faster = rates["bf16"] > rates["fp32"]
+    kept = "bf16" if same and faster else "fp32"
+    if kept == "bf16":
         _restore(model, run, bf16_end)
     run.state["precision"] = kept
-    logger.info("%s: precision auto: the first epoch validates at %s %s in bf16 and %.4f in fp32 (%s): it trains in "
-                "%s from here (bf16 %s, fp32 %s triples/s)", name, metric,
+    logger.info("%s: precision auto: the first epoch validates at %s %s in bf16 and %.4f in fp32 (%s) at %s and %s "
+                "triples/s (bf16 %s): it trains in %s from here", name, metric,
                 f"{checks['bf16'][metric]:.4f}" if "bf16" in checks else "— (cut short by the time budget)",
-                checks["fp32"][metric], "equal to 3 decimals" if same else "not equal to 3 decimals", kept,
-                *(f"{results[p][1] / results[p][2]:,.0f}" for p in PRECISIONS))
-    return results[kept], checks
+                checks["fp32"][metric], "equal to 3 decimals" if same else "not equal to 3 decimals",
+                f"{rates['bf16']:,.0f}", f"{rates['fp32']:,.0f}", "faster" if faster else "not faster", kept)
+    return results[kept], checks, rates
 
 
 def _snapshot(model: BPRRecommender, run: _Run) -> tuple:

@@ -10,7 +10,8 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             Node(
                 tune_baselines,
-                inputs=["train_matrix", "valid", "valid_negatives", "ingestion_manifest", "params:baselines"],
+                inputs=["train_matrix", "valid", "valid_negatives", "ingestion_manifest", "previous_baseline_models",
+                        "params:baselines"],
                 outputs=["baseline_models", "baseline_trials", "baseline_tracked_metrics"],
                 name="tune_baselines_on_validation",
             ),
