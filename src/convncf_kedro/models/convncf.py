@@ -83,14 +83,14 @@ class ConvNCF(BPRRecommender):
     def tower(self, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         """(B, d) user and item embeddings → (B,) scores, each layer one GEMM on the patch-ordered map."""
         batch = p.shape[0]
-        x = p.index_select(1, self._patch_rows) * q.index_select(1, self._patch_cols)  # (B, d²): E = p qᵀ in patch order
-        x = x.reshape(-1, 1)  # (B·d², C_in=1)
         layers = list(self.conv_layers)
-        if fused_layers.applies(x, len(layers), layers[0].in_channels):  # CPU fp32: layers 1–2 in one pass
+        if fused_layers.applies(p, len(layers), layers[0].in_channels):  # CPU fp32: the map and layers 1–2 in one pass
             first, second = layers[0], layers[1]
-            x = fused_layers.FusedFirstLayers.apply(x.reshape(-1, _patch(first)), _patch_weight(first), first.bias,
-                                                    _patch_weight(second), second.bias)  # (B·cells₂, C)
+            x = fused_layers.FusedFirstLayers.apply(p, q, self._patch_rows, self._patch_cols, _patch_weight(first),
+                                                    first.bias, _patch_weight(second), second.bias)  # (B·cells₂, C)
             layers = layers[2:]
+        else:
+            x = p.index_select(1, self._patch_rows) * q.index_select(1, self._patch_cols)  # (B, d²): E = p qᵀ in patch order
         for conv in layers:
             x = torch.addmm(conv.bias, x.reshape(-1, _patch(conv)), _patch_weight(conv)).relu_()  # (B·cells, C)
         x = x.reshape(batch, self.config.channels)  # (B, C): the 1×1 map
