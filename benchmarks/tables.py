@@ -115,6 +115,11 @@ def seed_aware_vs_mf(study: dict, row: dict) -> tuple[list[float], dict]:
                                              len(by_seed), 0.95)
 
 
+PUBLISHED_VS_MF = {  # the authors' code re-run with validation early stopping, test NDCG@10 against 999 negatives
+    "gowalla": "+0.0256 (0.5590 − 0.5334, whole split; Ferrari Dacrema et al., TOIS 2021, tables 71–72)",
+}
+
+
 def verdict() -> str:
     """The README's answer, per dataset measured: the study's ConvNCF − MF, and the baseline best on validation."""
     studies = []
@@ -135,7 +140,8 @@ def verdict() -> str:
             by_seed, d = seed_aware_vs_mf(r, row)
             cells += [" ".join(f"{x:+.4f}" for x in by_seed),
                       f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] {seed_verdict(d)}"]
-        studies.append([f"`{path.stem.removeprefix('study_')}`", len(r["seeds"]), budget, *cells])
+        studies.append([f"`{path.stem.removeprefix('study_')}`", len(r["seeds"]), budget, *cells,
+                        PUBLISHED_VS_MF.get(r["dataset_key"], "—")])
     found = []
     for path in sorted(RESULTS.glob("baselines_*.json")):
         r = json.loads(path.read_text())
@@ -152,7 +158,7 @@ def verdict() -> str:
         "seeds − 1 degrees of freedom); a loss or gain only where it excludes 0 (`benchmarks/study.py`; "
         "[how](docs/study.md#verdicts-users-and-seeds)):",
         table(["dataset", "seeds", "epochs beyond MF", "`authors` − MF per seed", "`authors` − MF",
-               "`mf_identity` (default) − MF per seed", "`mf_identity` − MF"], studies),
+               "`mf_identity` (default) − MF per seed", "`mf_identity` − MF", "published `authors` − MF"], studies),
         "The simple baselines, each tuned on validation only (`benchmarks/baselines.py`; a `train` run puts them "
         "beside MF and ConvNCF with paired intervals and ends with its recommendation):",
         table(["dataset", "best baseline on validation", "valid NDCG@10", "test NDCG@10 (sampled)",
