@@ -28,13 +28,13 @@ MODELS = {"mf": 1024, "convncf": 256}  # batch sizes as shipped (conf/base/param
 LARGE_LOG = Path(__file__).resolve().parent / ".work" / "scale-20000000" / "data" / "05_model_input" / "train_matrix.npz"
 
 MEASURE = """
-import json, sys, time
+import json, sys
 import numpy as np, pandas as pd, scipy.sparse as sp, torch
 from benchmarks.training_throughput import SHARED, shipped_chunk_triples
 from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.models import MF, ConvNCF, ConvNCFConfig, MFConfig, Phase
 from convncf_kedro.training import runtime
-from convncf_kedro.training.loop import optimisers_for, train_step
+from benchmarks._steps import training_step, triples_per_second, warm_up
 from convncf_kedro.training.sampler import sample_triples
 
 model_name, batch_size, threads, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
@@ -54,22 +54,11 @@ if model_name == "mf":
 else:
     model = ConvNCF(ConvNCFConfig(n_users, n_items, 64, 32, reg_embedding=1e-4, reg_conv=1e-4, reg_out=1e-4))
     chunk = shipped_chunk_triples()
-optimisers = optimisers_for(model, Phase(lr_embedding=0.05, lr_tower=0.05))
-n = len(users)
-
-def step(start):
-    start %= n - batch_size
-    batch = {k: torch.from_numpy(v[start:start + batch_size]) for k, v in
-             (("user", users), ("item", positives), ("neg_item", negatives))}
-    train_step(model, optimisers, batch, "fp32", chunk_triples=chunk)
-
-for s in range(5):
-    step(s * batch_size)
-done, begin = 0, time.perf_counter()
-while time.perf_counter() - begin < seconds:
-    step(done)
-    done += batch_size
-print(json.dumps({"triples_per_second": done / (time.perf_counter() - begin), "threads": torch.get_num_threads()}))
+step = training_step(model, (users, positives, negatives), batch_size, Phase(lr_embedding=0.05, lr_tower=0.05),
+                     "fp32", chunk)
+warm_up(step, 5)
+rate = triples_per_second(step, batch_size, seconds=seconds, first=5)
+print(json.dumps({"triples_per_second": rate, "threads": torch.get_num_threads()}))
 """
 
 

@@ -27,10 +27,10 @@ import torch
 import yaml
 
 from benchmarks._gemm import commit, machine
+from benchmarks._steps import training_step, triples_per_second, warm_up
 from convncf_kedro.models import MF, ConvNCF, ConvNCFConfig, MFConfig, Phase
 from convncf_kedro.models.scoring import pair_scorer
 from convncf_kedro.ranking.sampled import candidate_matrix, evaluate_sampled
-from convncf_kedro.training.loop import optimisers_for, train_step
 from convncf_kedro.training.sampler import sample_triples
 from tests.kedro_project import KedroProject
 
@@ -54,26 +54,10 @@ def parameters(args: argparse.Namespace) -> dict:
 def step_rate(model: torch.nn.Module, batch_size: int, triples: tuple[np.ndarray, ...], device: torch.device,
               chunk_triples: int | None) -> float:
     """Triples/s of the loop's own training step on ``device`` (after a warm-up of 3 steps)."""
-    model.to(device)
-    optimisers = optimisers_for(model, Phase(lr_embedding=0.01, lr_tower=0.01))
-    users, positives, negatives = (torch.from_numpy(t).to(device) for t in triples)
-
-    def step(index: int) -> None:
-        start = index * batch_size % max(1, len(users) - batch_size)
-        batch = {"user": users[start:start + batch_size], "item": positives[start:start + batch_size],
-                 "neg_item": negatives[start:start + batch_size]}
-        train_step(model, optimisers, batch, "fp32", chunk_triples=chunk_triples)
-
-    for index in range(3):
-        step(index)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    begin = time.perf_counter()
-    for index in range(TIMED_STEPS):
-        step(index)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return TIMED_STEPS * batch_size / (time.perf_counter() - begin)
+    step = training_step(model, triples, batch_size, Phase(lr_embedding=0.01, lr_tower=0.01), "fp32", chunk_triples,
+                         device)
+    warm_up(step, 3)
+    return triples_per_second(step, batch_size, steps=TIMED_STEPS, device=device)
 
 
 def projection(project: KedroProject, args: argparse.Namespace) -> dict:

@@ -17,7 +17,6 @@ import contextlib
 import itertools
 import json
 import statistics
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
@@ -28,10 +27,10 @@ import torch
 import yaml
 
 from benchmarks._gemm import commit, gemm_limits, machine, native_bf16
+from benchmarks._steps import training_step, triples_per_second, warm_up
 from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.models import ConvNCF, ConvNCFConfig, Phase, fused_layers
 from convncf_kedro.training import runtime
-from convncf_kedro.training.loop import optimisers_for, train_step
 from convncf_kedro.training.sampler import sample_triples
 
 FLOP_PER_TRIPLE = 3 * 2 * 2 * 1_531_936  # (fwd + 2× bwd) × 2 pairs × 2 FLOP per multiply-add
@@ -47,35 +46,25 @@ def shipped_chunk_triples() -> int | None:
     return conf["convncf"]["training"]["chunk_triples"]
 
 
-def triples_per_second(precision: str, batch_size: int, n_triples: int = 10_240,
-                       chunk_triples: int | None = None, fused: bool = True) -> list[float]:
+def rates(precision: str, batch_size: int, n_triples: int = 10_240, chunk_triples: int | None = None,
+          fused: bool = True) -> list[float]:
     """``fused=False``: the step as it was before models/fused_layers.py (every layer a torch GEMM), for the same-run
     before/after."""
     with mock.patch.object(fused_layers, "applies", return_value=False) if not fused else contextlib.nullcontext():
-        return _triples_per_second(precision, batch_size, n_triples, chunk_triples)
+        return _rates(precision, batch_size, n_triples, chunk_triples)
 
 
-def _triples_per_second(precision: str, batch_size: int, n_triples: int, chunk_triples: int | None) -> list[float]:
+def _rates(precision: str, batch_size: int, n_triples: int, chunk_triples: int | None) -> list[float]:
     raw = pd.read_csv(SHARED / "ml-100k/u.data", sep="\t", names=["user", "item", "rating", "ts"])
     matrix = positives_matrix([pd.DataFrame({"user": raw["user"] - 1, "item": raw["item"] - 1})], 943, 1682)
     users, positives, negatives = sample_triples(matrix, np.random.default_rng(0))
     torch.manual_seed(0)
     model = ConvNCF(ConvNCFConfig(943, 1682, 64, 32, reg_embedding=1e-4, reg_conv=1e-4, reg_out=1e-4))
-    optimisers = optimisers_for(model, Phase(lr_embedding=0.01, lr_tower=0.01))
-
-    def batch(start: int) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(v[start:start + batch_size]) for k, v in
-                (("user", users), ("item", positives), ("neg_item", negatives))}
-
-    for start in range(0, 5 * batch_size, batch_size):  # warm-up
-        train_step(model, optimisers, batch(start), precision, chunk_triples=chunk_triples)
-    rates = []
-    for _ in range(REPEATS):
-        begin = time.perf_counter()
-        for start in range(0, n_triples, batch_size):
-            train_step(model, optimisers, batch(start), precision, chunk_triples=chunk_triples)
-        rates.append(n_triples / (time.perf_counter() - begin))
-    return rates
+    step = training_step(model, (users, positives, negatives), batch_size, Phase(lr_embedding=0.01, lr_tower=0.01),
+                         precision, chunk_triples)
+    warm_up(step, 5)
+    return [triples_per_second(step, batch_size, steps=n_triples // batch_size, first=5 + repeat * n_triples // batch_size)
+            for repeat in range(REPEATS)]
 
 
 def main() -> dict:
@@ -88,13 +77,13 @@ def main() -> dict:
         limit = gemm[precision] / FLOP_PER_TRIPLE
         steps = (True, False) if precision == "fp32" else (False,)  # the fused layers run in fp32 only
         for batch_size, chunk, fused in itertools.product((256, 512), (None, CHUNK), steps):
-            rates = triples_per_second(precision, batch_size, chunk_triples=chunk, fused=fused)
-            rate = statistics.median(rates)
+            runs = rates(precision, batch_size, chunk_triples=chunk, fused=fused)
+            rate = statistics.median(runs)
             rows.append({
                 "precision": precision, "step": STEPS[fused], "batch_size": batch_size, "chunk_triples": chunk,
                 "shipped_chunking": chunk == shipped,
                 "triples_per_second": round(rate),
-                "runs": [round(r) for r in rates],
+                "runs": [round(r) for r in runs],
                 f"fraction_of_{precision}_gemm_limit": round(rate / limit, 3),
                 "fraction_of_fp32_gemm_limit": round(rate / (gemm["fp32"] / FLOP_PER_TRIPLE), 3),
             })
