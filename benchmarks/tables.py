@@ -103,7 +103,7 @@ def seed_aware_vs_mf(study: dict, row: dict) -> tuple[list[float], dict]:
     interval counted seeds kept only the users' bootstrap interval of the seed-averaged difference: its width gives the
     users' part (normal approximation), each seed's member means give the seeds' part."""
     if row.get("vs_mf_by_seed"):
-        by_seed = [float(x) for x in row["vs_mf_by_seed"].split()]
+        by_seed = [float(x) for x in str(row["vs_mf_by_seed"]).split()]  # one seed: read back as a number
         return by_seed, {"mean": row["vs_mf"], "ci_low": row["vs_mf_low"], "ci_high": row["vs_mf_high"],
                          "seeds_counted": len(by_seed) > 1}
     key = f"{row['protocol']}.{row['metric']}"
