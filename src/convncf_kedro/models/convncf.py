@@ -84,7 +84,7 @@ class ConvNCF(BPRRecommender):
         """(B, d) user and item embeddings → (B,) scores, each layer one GEMM on the patch-ordered map."""
         batch = p.shape[0]
         layers = list(self.conv_layers)
-        if fused_layers.applies(p, len(layers), layers[0].in_channels):  # CPU fp32: the map and layers 1–2 in one pass
+        if fused_layers.applies(p, len(layers)):  # CPU fp32: the map and layers 1–2 in one pass
             first, second = layers[0], layers[1]
             x = fused_layers.FusedFirstLayers.apply(p, q, self._patch_rows, self._patch_cols, _patch_weight(first),
                                                     first.bias, _patch_weight(second), second.bias)  # (B·cells₂, C)
