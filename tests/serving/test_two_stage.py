@@ -2,7 +2,10 @@
 (the `mf_identity` start) is the model where the answer is known: its shortlist holds its exhaustive top-10 at any
 N ≥ 10, so two stages rank exactly as scoring every item does — in one process and on a LocalCluster(2) alike."""
 
+import dataclasses
+
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
@@ -10,8 +13,11 @@ import torch
 from convncf_kedro.config.params import EvaluationParams
 from convncf_kedro.errors import ParameterError
 from convncf_kedro.exporting.onnx_export import export_onnx, export_retrieval
+from convncf_kedro.exporting.retrieval_check import ShortlistCheck, check_shortlists
+from convncf_kedro.interactions.prepare import positives_matrix
 from convncf_kedro.models import MF, ConvNCF, ConvNCFConfig, MFConfig
-from convncf_kedro.ranking.full import shortlist_unseen
+from convncf_kedro.ranking.full import hits_against, shortlist_unseen
+from convncf_kedro.ranking.metrics import full_ranking_metrics_per_user
 from convncf_kedro.serving.engine import RankSettings, rank_users
 from convncf_kedro.serving.session import ModelMismatchError, check_same_weights, create_session
 
@@ -99,3 +105,38 @@ def test_auto_takes_exports_choice_and_stops_when_there_is_none():
     with pytest.raises(ParameterError, match="evaluation.candidates.retrieve.*found no shortlist"):
         params.shortlist({"chosen": None}, "evaluation")
     assert EvaluationParams.model_validate(EVALUATION).shortlist(None, "evaluation") is None
+
+
+def test_the_export_check_ranks_every_shortlist_as_the_engine_does(seen):
+    """The check scores each sampled user's items once and re-ranks every shortlist from those scores: its NDCG@10
+    differences are the engine's own two-stage rankings' (a tower that is not its MF, so sizes differ)."""
+    torch.manual_seed(3)
+    mf, convncf = MF(MFConfig(943, 1682, 16, init_std=1.0)), ConvNCF(ConvNCFConfig(943, 1682, 16, 4))
+    convncf.start_from(mf, "truncated_normal")
+    metadata = {"model_sha256": "same-weights"}
+    graph = export_onnx(convncf, 18, metadata).SerializeToString()
+    retrieval = export_retrieval(convncf, 18, metadata).SerializeToString()
+    held_out = seen[USERS].tocoo()  # one seen item per user plays the validation item
+    first = np.unique(held_out.row, return_index=True)[1]
+    valid = pd.DataFrame({"user": USERS[held_out.row[first]], "item": held_out.col[first]})
+    train = seen.tolil()
+    train[valid["user"], valid["item"]] = 0
+    train = train.tocsr()
+    train.eliminate_zeros()
+    check = ShortlistCheck(users=len(USERS), shortlists=[10, 400], min_recall=0.99, seed=0, engine=EXHAUSTIVE,
+                           confidence=0.95, resamples=200, interval_seed=0)
+    result = check_shortlists(graph, retrieval, train, valid, check)
+
+    relevant = positives_matrix([valid], 943, 1682)
+
+    def ndcg(partitions) -> np.ndarray:
+        top = top_items(partitions)
+        hits = hits_against(np.stack([top[int(u)] for u in USERS]), USERS, relevant)
+        return full_ranking_metrics_per_user(hits, np.ones(len(USERS)), [10])["ndcg@10"]
+
+    exhaustive = ndcg(rank_users(graph, train, USERS, EXHAUSTIVE, 16, ties_last=relevant))
+    differences = [float(np.mean(ndcg(rank_users(graph, train, USERS, dataclasses.replace(EXHAUSTIVE, shortlist=size),
+                                                 16, ties_last=relevant, retrieval=retrieval)) - exhaustive))
+                   for size in (10, 400)]
+    assert [row["difference"] for row in result["shortlists"]] == pytest.approx(differences, abs=1e-12)
+    assert differences[0] != differences[1]  # the sizes rank differently: the comparison can fail

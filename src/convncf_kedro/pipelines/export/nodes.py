@@ -169,7 +169,7 @@ def check_retrieval(
     e = parse_params(EvaluationParams, evaluation, "evaluation")
     check_same_run(ingestion_manifest, "export", train_matrix=train_matrix, valid=valid)
     check_same_weights(convncf_onnx, retrieval_onnx)
-    check = ShortlistCheck(**p.retrieval_check.model_dump(), partition_users=e.partition_users,
+    check = ShortlistCheck(**p.retrieval_check.model_dump(),
                            confidence=e.confidence, resamples=e.bootstrap_resamples, interval_seed=e.seed,
                            engine=RankSettings(**e.engine_fields(), k=10, device="cpu"))
     return check_shortlists(convncf_onnx.SerializeToString(), retrieval_onnx.SerializeToString(), train_matrix, valid,
