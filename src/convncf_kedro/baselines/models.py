@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 SAVED_FORMAT = 1
 
@@ -174,14 +175,32 @@ def _top_k_rows(similarity_rows: Callable[[np.ndarray], sp.spmatrix], n: int, to
         row, col, val = part.row.astype(np.int64) + start, part.col, part.data
         keep = (val > 0) & (col != row)  # positive, no self-similarity
         row, col, val = row[keep], col[keep], val[keep]
-        order = np.lexsort((-val, row))  # row by row, largest first
-        row, col, val = row[order], col[order], val[order]
-        top = np.arange(len(row)) - np.searchsorted(row, row) < top_k  # rank within its row
+        if np.any(np.diff(row) < 0):  # rows in order (a CSR product's COO already is), each row's entries as given
+            by_row = np.argsort(row, kind="stable")
+            row, col, val = row[by_row], col[by_row], val[by_row]
+        top = _largest_in_each_row(row, val, top_k)
         rows.append(row[top])
         cols.append(col[top])
         vals.append(val[top])
     return sp.csr_matrix((np.concatenate(vals).astype(np.float32), (np.concatenate(rows), np.concatenate(cols))),
                          shape=(n, n))
+
+
+@njit
+def _largest_in_each_row(row: np.ndarray, val: np.ndarray, top_k: int) -> np.ndarray:
+    """Positions of each row's ``top_k`` largest values, row by row, largest first, equal values in their given
+    order (a stable sort per row: one compiled pass instead of a lexsort of the whole block)."""
+    kept, n = np.empty(len(row), np.int64), 0
+    start = 0
+    while start < len(row):
+        end = start
+        while end < len(row) and row[end] == row[start]:
+            end += 1
+        for position in np.argsort(-val[start:end], kind="mergesort")[:top_k]:
+            kept[n] = start + position
+            n += 1
+        start = end
+    return kept[:n]
 
 
 def similarity_products(x: sp.csr_matrix) -> dict[str, float]:
