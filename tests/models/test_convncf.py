@@ -91,6 +91,24 @@ def test_fused_first_layers_give_the_conv2d_towers_scores_and_gradients(d, kerne
         torch.testing.assert_close(gradients[0][name], expected, rtol=1e-4, atol=1e-4, msg=name)
 
 
+def test_fused_gradients_are_the_same_bits_on_one_thread_or_two():
+    """A run's thread count is measured (one per free core), so it may differ between a killed run and its resume:
+    the fused layers split the work by items, not threads, and sum the weights' gradients in the same order."""
+    model = random_model(d=64)
+    user, item = pairs(300)  # several tasks of SHARE_ITEMS pairs
+    before, gradients = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            model.zero_grad()
+            (model(user, item) * torch.linspace(-1, 1, 300)).sum().backward()
+            gradients.append({name: p.grad.clone() for name, p in model.named_parameters()})
+    finally:
+        torch.set_num_threads(before)
+    for name, expected in gradients[1].items():
+        assert torch.equal(gradients[0][name], expected), name
+
+
 def test_kernel_sizes_must_reduce_the_map_to_one_cell():
     with pytest.raises(ValueError, match=r"product must be 64"):
         ConvNCFConfig(10, 20, 64, 32, kernel_sizes=(2, 2, 2))
