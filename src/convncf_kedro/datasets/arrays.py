@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,21 +12,47 @@ from kedro.io import AbstractDataset, DatasetError
 from ._atomic import atomic_path
 
 
-class ArraysDataset(AbstractDataset[dict[str, np.ndarray], dict[str, np.ndarray]]):
-    """``{name: array}`` saved with ``np.savez``; loaded with ``allow_pickle=False`` (object arrays are refused)."""
+class NpzArrays(Mapping[str, np.ndarray]):
+    """An ``.npz`` file's arrays, each read when first asked for: a model's description is read without its matrices
+    (a kept EASE^R on Gowalla is 6.3 GB), and writing it out again holds one array at a time."""
+
+    def __init__(self, filepath: Path, names: list[str]):
+        self._filepath, self._names, self._read = filepath, names, {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._read:
+            if name not in self._names:
+                raise KeyError(name)
+            self._read[name] = _read(self._filepath, lambda arrays: arrays[name])
+        return self._read[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _read(filepath: Path, get):
+    try:
+        with np.load(filepath, allow_pickle=False) as arrays:
+            return get(arrays)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # a pickle inside, a truncated or foreign file: never run, named
+        raise DatasetError(f"{filepath} is not a readable array file ({exc})") from exc
+
+
+class ArraysDataset(AbstractDataset[dict[str, np.ndarray], Mapping[str, np.ndarray]]):
+    """``{name: array}`` saved with ``np.savez``; loaded with ``allow_pickle=False`` (object arrays are refused), each
+    array when first used."""
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None):
         self._filepath = Path(filepath)
         self.metadata = metadata
 
-    def load(self) -> dict[str, np.ndarray]:
-        try:
-            with np.load(self._filepath, allow_pickle=False) as arrays:
-                return {name: arrays[name] for name in arrays.files}
-        except FileNotFoundError:
-            raise
-        except Exception as exc:  # a pickle inside, a truncated or foreign file: never run, named
-            raise DatasetError(f"{self._filepath} is not a readable array file ({exc})") from exc
+    def load(self) -> NpzArrays:
+        return NpzArrays(self._filepath, _read(self._filepath, lambda arrays: list(arrays.files)))
 
     def save(self, data: dict[str, np.ndarray]) -> None:
         with atomic_path(self._filepath) as tmp:
