@@ -43,6 +43,18 @@ def _read(filepath: Path, get):
         raise DatasetError(f"{filepath} is not a readable array file ({exc})") from exc
 
 
+def _names_of_plain_arrays(arrays) -> list[str]:
+    """The arrays' names, from their headers alone; an array of Python objects (only pickle reads it) is refused
+    here, at load, before anything asks for it."""
+    for name in arrays.files:
+        with arrays.zip.open(f"{name}.npy") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            if read_header(fh)[2].hasobject:
+                raise ValueError(f"array {name!r} holds Python objects, which only pickle reads")
+    return list(arrays.files)
+
+
 class ArraysDataset(AbstractDataset[dict[str, np.ndarray], Mapping[str, np.ndarray]]):
     """``{name: array}`` saved with ``np.savez``; loaded with ``allow_pickle=False`` (object arrays are refused), each
     array when first used."""
@@ -52,7 +64,7 @@ class ArraysDataset(AbstractDataset[dict[str, np.ndarray], Mapping[str, np.ndarr
         self.metadata = metadata
 
     def load(self) -> NpzArrays:
-        return NpzArrays(self._filepath, _read(self._filepath, lambda arrays: list(arrays.files)))
+        return NpzArrays(self._filepath, _read(self._filepath, _names_of_plain_arrays))
 
     def save(self, data: dict[str, np.ndarray]) -> None:
         with atomic_path(self._filepath) as tmp:
