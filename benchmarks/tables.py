@@ -203,8 +203,7 @@ def recipes() -> str:
 def train_default() -> str:
     r = load("train_default")
     s = r["seconds"]
-    command = f"`{r['command']}`, " if "command" in r else ""
-    head = (f"{r['machine']}, commit {r['commit']}, {r['date']}: {command}{s['total']:,.0f} s end to end (" +
+    head = (f"{r['machine']}, commit {r['commit']}, {r['date']}: `{r['command']}`, {s['total']:,.0f} s end to end (" +
             ", ".join(f"{k} {v:,.0f} s" for k, v in s.items() if k != "total") +
             f"); MF {r['mf_epochs_run']} epochs (best {r['best']['mf']['epoch']}), ConvNCF `{r['best']['convncf']['recipe']}` "
             f"{r['convncf_epochs_run']} epochs (best {r['best']['convncf']['epoch']}); peak RSS {r['peak_rss_mib']:,} MiB.")

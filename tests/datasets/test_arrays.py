@@ -15,7 +15,8 @@ def test_arrays_come_back_by_name_each_read_when_first_used(tmp_path, monkeypatc
     real_load = np.load
     monkeypatch.setattr(np, "load", lambda *a, **k: reads.append(a[0]) or real_load(*a, **k))
     assert str(loaded["described"]) == '{"model_class": "ease"}'
-    assert len(reads) == 1  # the description alone: the matrix is not read
+    assert "item_side" in loaded and "user_side" not in loaded
+    assert len(reads) == 1  # the description alone: the matrix is not read, not even to ask whether it is there
     np.testing.assert_array_equal(loaded["item_side"], np.eye(3))
     assert sorted(loaded) == ["described", "item_side"] and dict(loaded).keys() == {"described", "item_side"}
 

@@ -17,14 +17,15 @@ class NpzArrays(Mapping[str, np.ndarray]):
     (a kept EASE^R on Gowalla is 6.3 GB), and writing it out again holds one array at a time."""
 
     def __init__(self, filepath: Path, names: list[str]):
-        self._filepath, self._names, self._read = filepath, names, {}
+        self._filepath, self._names = filepath, names
 
-    def __getitem__(self, name: str) -> np.ndarray:
-        if name not in self._read:
-            if name not in self._names:
-                raise KeyError(name)
-            self._read[name] = _read(self._filepath, lambda arrays: arrays[name])
-        return self._read[name]
+    def __getitem__(self, name: str) -> np.ndarray:  # read on each use, never kept here
+        if name not in self._names:
+            raise KeyError(name)
+        return _read(self._filepath, lambda arrays: arrays[name])
+
+    def __contains__(self, name: object) -> bool:  # by name: Mapping's default would read the array
+        return name in self._names
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)

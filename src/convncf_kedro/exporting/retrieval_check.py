@@ -65,13 +65,14 @@ def check_shortlists(
     relevant = positives_matrix([valid], *train_matrix.shape)
     retriever = create_session(retrieval, "cpu", role="retrieval")
 
-    def retrieve(block: np.ndarray) -> np.ndarray:
-        return retriever.run(["scores"], {"user": block.astype(np.int64)})[0]
-
-    # the graph scores the sampled users' every item once ((U, items) fp32: 120 MB at 300 users × 100k items); the
-    # exhaustive ranking and each shortlist's re-ranking read those scores (the engine's functions, its tie rule)
+    # both graphs score the sampled users' every item once ((U, items) fp32 each: 120 MB at 300 users × 100k items);
+    # the exhaustive ranking, each shortlist and its re-ranking read those scores (the engine's functions, tie rule)
+    retrieved = retriever.run(["scores"], {"user": users.astype(np.int64)})[0]
     session = session_for(graph, check.engine.device, check.engine.threads)
     scores = onnx_block_scorer(session, check.engine.batch_pairs)(users, np.arange(train_matrix.shape[1]))
+
+    def retrieve(block_users: np.ndarray) -> np.ndarray:
+        return retrieved[np.searchsorted(users, block_users)]
 
     def scored_block(block_users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return scores[np.searchsorted(users, block_users)][:, items]
